@@ -1,0 +1,1 @@
+"""The ``centaurus`` command line (typer + rich)."""

@@ -1,0 +1,1 @@
+"""Dataplanes: how endpoints of a VPC reach each other (``centaurus.dataplanes``)."""

@@ -1,0 +1,1 @@
+"""The conformance harness: requirement catalog, pytest plugin, results model, ratchet."""

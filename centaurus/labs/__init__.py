@@ -1,0 +1,1 @@
+"""Lab backends that realise a topology spec (``centaurus.labs``)."""

@@ -1,0 +1,1 @@
+"""Workload runtimes the node agent drives (``centaurus.runtimes``)."""

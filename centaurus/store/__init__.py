@@ -1,0 +1,25 @@
+"""Key-value stores behind the API server (``centaurus.stores`` entry points)."""
+
+from centaurus.store.base import (
+    KV,
+    AlreadyExists,
+    Compacted,
+    Conflict,
+    Event,
+    NotFound,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = [
+    "KV",
+    "AlreadyExists",
+    "Compacted",
+    "Conflict",
+    "Event",
+    "NotFound",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+]

@@ -1,0 +1,1 @@
+"""Control-plane targets the conformance suite runs against (``centaurus.targets``)."""

@@ -1,0 +1,1 @@
+"""Traffic generators for packet-rate campaigns (``centaurus.trafficgens``)."""
