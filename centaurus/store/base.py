@@ -12,9 +12,10 @@ mapped to partitions above this interface.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 class StoreError(Exception):
@@ -45,8 +46,18 @@ class Compacted(StoreError):
         self.requested, self.compact_revision = requested, compact_revision
 
 
+class FutureRevision(StoreError):
+    """A read or compaction asked for a revision newer than the store's current one (the API
+    server maps this to Kubernetes' "Too large resource version" 504)."""
+
+    def __init__(self, requested: int, current: int) -> None:
+        super().__init__(f"revision {requested} is newer than the current revision {current}")
+        self.requested, self.current = requested, current
+
+
 class StoreUnavailable(StoreError):
-    """The backend cannot serve (no quorum, file locked, process gone)."""
+    """The backend cannot serve (no quorum, file locked, process gone). For a write the outcome
+    is unknown: it may or may not have been applied (the client has to re-read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +101,10 @@ class Store(Protocol):
         """Keys under ``prefix`` in key order, at ``revision`` (0 = latest).
 
         Returns ``(items, revision_read_at, more)``; ``more`` is true when ``limit`` cut the list.
-        Raises :class:`Compacted` when ``revision`` is older than the compaction point.
+        ``start_after`` resumes after that key (pass the last key of the previous page and the
+        ``revision_read_at`` of the first page for a consistent paginated snapshot).
+        Raises :class:`Compacted` when ``revision`` is older than the compaction point and
+        :class:`FutureRevision` when it is newer than the current revision.
         """
 
     async def create(self, key: str, value: bytes) -> KV:
@@ -107,7 +121,24 @@ class Store(Protocol):
 
     def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
         """Every change under ``prefix`` with revision > ``from_revision``, in commit order,
-        then live changes until the iterator is closed. Raises :class:`Compacted`."""
+        then live changes until the iterator is closed (``aclose()``) or the store closes.
+
+        An async generator: errors surface on iteration, not at call time. Raises
+        :class:`Compacted` when ``from_revision`` is older than the compaction point (also
+        mid-stream, if a watcher fell so far behind that its history was compacted away), and
+        :class:`StoreUnavailable` when the backend is gone for good."""
 
     async def compact(self, revision: int) -> None:
-        """Forget history at or before ``revision`` (current values are kept)."""
+        """Forget history before ``revision``: afterwards reads at ``revision`` or later and
+        watches from ``revision`` or later still work, older ones raise :class:`Compacted`.
+        Current values are kept. Compacting to an already compacted revision is a no-op."""
+
+
+class StoreFactory(Protocol):
+    """How :mod:`centaurus.store.partitions` opens one data partition of a store kind without
+    knowing the kind (the ``centaurus.stores`` entry point is the class; this is its classmethod).
+    ``options`` are the kind's own settings (e.g. ``synchronous`` for sqlite, ``endpoints`` or
+    ``members`` for etcd); a kind that needs processes (etcd) starts them here and stops them in
+    ``close()``."""
+
+    async def open_partition(self, index: int, state_dir: Path, options: Mapping[str, Any]) -> Store: ...
