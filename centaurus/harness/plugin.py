@@ -31,6 +31,7 @@ from centaurus.plugins import PluginError
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPEC = ROOT / "labs" / "default.yaml"
 _REQS = pytest.StashKey[list[str]]()
+MAX_SAMPLES = 10_000
 
 
 class Profile:
@@ -93,14 +94,19 @@ class ConformanceSession:
         self.started = datetime.now(UTC)
         self.t0 = time.monotonic()
         self.doc: dict[str, Any] | None = None
+        self.target_info: dict[str, Any] = {}
+        self.render_error: str | None = None
 
     # ---- measurements ----------------------------------------------------------------------
     def record(self, nodeid: str, req_id: str, value: float, unit: str,
                labels: dict[str, str] | None) -> results.Measurement:
         if req_id not in self.catalog:
             raise KeyError(f"record_measurement: unknown requirement ID {req_id!r}")
-        thr = self.catalog[req_id].threshold
-        met = thr.met_by(value, unit) if thr else None
+        thr = self.catalog[req_id].threshold_for(labels)
+        try:
+            met = thr.met_by(value, unit) if thr else None
+        except ValueError as exc:
+            raise ValueError(f"record_measurement({req_id!r}): {exc} (threshold {thr})") from None
         m = results.Measurement(req_id, float(value), unit, dict(labels or {}), nodeid, met)
         self.measurements.append(m)
         return m
@@ -119,11 +125,17 @@ class ConformanceSession:
             rec.message = _failure_line(report)
 
     # ---- end of run ------------------------------------------------------------------------
-    def finish(self) -> dict[str, Any]:
-        target_info: dict[str, Any] = {"name": self.target_choice.name, "arg": self.target_choice.arg}
+    def capture_target(self) -> None:
+        """Describe the target while it is still up (``describe`` after ``down`` knows less)."""
+        self.target_info = {"name": self.target_choice.name, "arg": self.target_choice.arg}
         if self.target is not None:
             with contextlib.suppress(Exception):
-                target_info.update(self.target.describe())
+                self.target_info.update(self.target.describe())
+
+    def finish(self) -> dict[str, Any]:
+        if not self.target_info:
+            self.capture_target()
+        target_info = self.target_info
         run = {
             "started": self.started.isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - self.t0, 1),
@@ -212,12 +224,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     sess = _session(session.config)
+    sess.capture_target()
     sess.teardown()
     doc = sess.finish()
-    with contextlib.suppress(ImportError):
+    # results.json is written; a broken renderer must not turn the run into an INTERNALERROR.
+    try:
         from centaurus.reports import render
 
         render.render_html(sess.report_dir, doc)
+    except Exception as exc:
+        sess.render_error = f"report.html not written: {type(exc).__name__}: {exc}"
     if sess.ratchet is not None and exitstatus in (0, 1):
         session.exitstatus = 1 if sess.ratchet_failures() else 0
 
@@ -235,12 +251,24 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             thr = "" if r["threshold"] is None else f" (threshold {r['op']} {r['threshold']:g} {r['unit']})"
             tr.write_line(f"  {r['id']:<12} {r['status']:<14} measured {r['measured']:g} {r['unit']}{thr}")
     tr.write_line(f"report: {sess.report_dir}/results.json, report.html, junit.xml")
+    if sess.render_error:
+        tr.write_line(sess.render_error, red=True)
     if sess.ratchet is not None:
         fails = sess.ratchet_failures()
         if fails:
             tr.write_line("RATCHET FAILED: " + "; ".join(fails), red=True)
         else:
             tr.write_line(f"ratchet held: {len(sess.ratchet)} requirement(s) met", green=True)
+
+
+def cap_samples(values: list[float], cap: int = MAX_SAMPLES) -> list[float]:
+    """At most ``cap`` raw samples per PerfData item, chosen evenly from the sorted values, so a
+    CDF drawn from them keeps its shape (min and max included) while results.json stays small."""
+    if len(values) <= cap:
+        return values
+    ordered = sorted(values)
+    step = (len(ordered) - 1) / (cap - 1)
+    return [ordered[round(i * step)] for i in range(cap)]
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -332,7 +360,7 @@ def record_measurement(request: pytest.FixtureRequest,
     def rec(req_id: str, value: float, unit: str, labels: dict[str, str] | None = None,
             check: bool = True) -> results.Measurement:
         m = conformance.record(request.node.nodeid, req_id, value, unit, labels)
-        thr = conformance.catalog[req_id].threshold
+        thr = conformance.catalog[req_id].threshold_for(labels)
         if check and m.met is False:
             pytest.fail(f"{req_id}: measured {value:g} {unit}, threshold {thr}")
         return m
@@ -348,6 +376,9 @@ def record_perfdata(conformance: ConformanceSession) -> Callable[[dict[str, Any]
         if not isinstance(item.get("data"), dict) or "unit" not in item:
             raise ValueError("PerfData item needs 'data' (mapping) and 'unit'")
         item.setdefault("labels", {})
+        samples = item.get("samples")
+        if samples is not None:
+            item["samples"] = cap_samples([float(x) for x in samples])
         conformance.perf.append(item)
 
     return rec

@@ -70,12 +70,21 @@ def judge(req: Requirement, tests: list[TestRecord], figures: list[Measurement])
         verification=req.verification, source=req.source, tests=[t.nodeid for t in tests],
         threshold=thr.value if thr else None, op=thr.op if thr else None, unit=thr.unit if thr else None,
     )
-    if thr and figures:
-        values = [convert(m.value, m.unit, thr.unit) for m in figures]
+    # The headline figure ("measured") comes from figures judged by the main threshold; figures
+    # that a labelled threshold judges (e.g. list calls of PERF-API-2) are reported as notes.
+    headline = [m for m in figures if req.is_headline(m.labels)]
+    if thr and headline:
+        values = [convert(m.value, m.unit, thr.unit) for m in headline]
         res.measured = round(thr.worst(values), 6)
-    elif figures:
-        res.measured = figures[-1].value
-        res.unit = figures[-1].unit
+    elif headline:
+        res.measured = headline[-1].value
+        res.unit = headline[-1].unit
+    for lt in req.label_thresholds:
+        mine = [m for m in figures if lt.applies(m.labels)]
+        if mine:
+            worst = lt.threshold.worst([convert(m.value, m.unit, lt.threshold.unit) for m in mine])
+            res.notes.append(f"{lt.describe()}: measured {worst:g} {lt.threshold.unit} "
+                             f"(threshold {lt.threshold})")
     if not tests:
         res.notes.append("no test in this run")
         return res
@@ -89,8 +98,9 @@ def judge(req: Requirement, tests: list[TestRecord], figures: list[Measurement])
         res.notes += [f"{t.nodeid}: {t.message}" for t in failed]
     elif missed:
         res.status = "not-met"
-        res.notes += [f"measured {m.value:g} {m.unit} misses {thr}" for m in missed]
-    elif passed and req.needs_measurement and not figures:
+        res.notes += [f"measured {m.value:g} {m.unit} misses {req.threshold_for(m.labels)}"
+                      + (f" ({_labels(m.labels)})" if m.labels else "") for m in missed]
+    elif passed and req.needs_measurement and not headline:
         res.status = "not-met"
         res.notes.append("tests passed but recorded no figure for a numeric requirement")
     elif passed:
@@ -102,6 +112,10 @@ def judge(req: Requirement, tests: list[TestRecord], figures: list[Measurement])
         res.status = "not-tested"
         res.notes += [t.message for t in nv]
     return res
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def summarise(results: list[RequirementResult]) -> dict[str, int]:
