@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from centaurus.cli import conformance, report
+from centaurus.cli import lab as lab_cli
 from centaurus.cli.common import not_built
 
 app = typer.Typer(
@@ -20,32 +21,13 @@ app = typer.Typer(
 app.add_typer(conformance.app, name="conformance")
 app.command("report")(report.report)
 
-lab_app = typer.Typer(help="Bring lab topologies up and down.", no_args_is_help=True)
 perf_app = typer.Typer(help="Performance campaigns.", no_args_is_help=True)
 transit_app = typer.Typer(help="Talk to a droplet's transitd.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants of the running control plane.", no_args_is_help=True)
-app.add_typer(lab_app, name="lab")
+app.add_typer(lab_cli.app, name="lab")
 app.add_typer(perf_app, name="perf")
 app.add_typer(transit_app, name="transit")
 app.add_typer(tenant_app, name="tenant")
-
-
-@lab_app.command("up")
-def lab_up() -> None:
-    """Realise a lab spec."""
-    not_built("lab up", "Dataplane")
-
-
-@lab_app.command("down")
-def lab_down() -> None:
-    """Remove everything a lab created."""
-    not_built("lab down", "Dataplane")
-
-
-@lab_app.command("status")
-def lab_status() -> None:
-    """Show what a lab has running."""
-    not_built("lab status", "Dataplane")
 
 
 @perf_app.command("run")

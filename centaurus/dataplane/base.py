@@ -20,6 +20,8 @@ class DropletInfo:
     ip: str  # substrate address
     mac: str = ""
     ifname: str = "eth0"
+    #: where the droplet's transitd answers gRPC: ``unix:/path`` (netns lab) or ``host:port``
+    transitd: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,27 @@ class EndpointInfo:
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
+class DataplaneError(RuntimeError):
+    """A dataplane operation failed; the message is one line (host, object, reason)."""
+
+
+class Unsupported(DataplaneError):
+    """The dataplane has no such feature (e.g. scaled endpoints on ``bridge-vxlan``)."""
+
+
 @runtime_checkable
 class Dataplane(Protocol):
+    """Constructed as ``cls(options: dict[str, str] | None)``; a lab passes ``lab_id`` and
+    ``state_dir`` in the options plus whatever the user gave (``--lab netns,dataplane=X,k=v``)."""
+
     name: str
+
+    def daemon_argv(self, droplet: DropletInfo) -> list[str] | None:
+        """Command the lab must keep running on ``droplet`` before :meth:`setup_host` (transitd), or
+        None. The lab owns the process (it runs it in the droplet's netns / over ssh and kills it)."""
+
+    def close(self) -> None:
+        """Drop client connections (not the hosts' state)."""
 
     def setup_host(self, droplet: DropletInfo) -> None:
         """Prepare a droplet (attach programs / create bridge and VXLAN device). Idempotent."""
