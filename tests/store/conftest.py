@@ -14,7 +14,7 @@ import pytest
 
 from centaurus.store.base import Store
 
-KINDS = ["sqlite"]  # etcd joins when centaurus/store/etcd.py lands
+KINDS = ["sqlite", "etcd"]
 
 
 @pytest.fixture
