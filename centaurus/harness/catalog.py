@@ -162,6 +162,8 @@ def _label_thresholds(raw: Any, where: str) -> tuple[LabelledThreshold, ...]:
 def parse(doc: Any, origin: str = "requirements.yaml") -> dict[str, Requirement]:
     if not isinstance(doc, dict) or not isinstance(doc.get("requirements"), list):
         raise CatalogError(f"{origin}: top level must be a mapping with a 'requirements' list")
+    if not doc["requirements"]:
+        raise CatalogError(f"{origin}: the catalog lists no requirements")
     out: dict[str, Requirement] = {}
     for i, raw in enumerate(doc["requirements"]):
         where = f"{origin}: requirements[{i}]"

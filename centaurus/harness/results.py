@@ -30,6 +30,8 @@ NV_PREFIX = "not-verified:"
 
 @dataclass
 class TestRecord:
+    __test__ = False  # not a pytest test class, despite the name
+
     nodeid: str
     outcome: str  # passed | failed | error | skipped
     duration: float = 0.0
