@@ -1,0 +1,3 @@
+from centaurus.api.main import main
+
+main()

@@ -1,0 +1,141 @@
+"""Run the API server as a process: ``python -m centaurus.api --state-dir D --port P ...``.
+
+Opens the data partitions (one store each), makes sure the CA, the serving certificate and the
+token file exist under ``D/pki``, creates the system Tenant object when missing, and serves until
+SIGTERM/SIGINT. The control-plane supervisor (:mod:`centaurus.controlplane`) starts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from centaurus import plugins
+from centaurus.api.server import ServerConfig, bound_port, serve
+from centaurus.api.storage import SYSTEM, TENANTS, Storage, encode_for_store
+from centaurus.auth.pki import CA
+from centaurus.objects.lifecycle import now_rfc3339
+from centaurus.store.base import AlreadyExists, Store
+
+log = logging.getLogger("centaurus.api")
+
+
+def pki_paths(state_dir: Path) -> dict[str, Path]:
+    pki = state_dir / "pki"
+    return {
+        "dir": pki,
+        "ca": pki / "ca.crt",
+        "cert": pki / "apiserver.crt",
+        "key": pki / "apiserver.key",
+        "tokens": pki / "tokens.csv",
+    }
+
+
+def ensure_pki(state_dir: Path, hosts: list[str] | None = None) -> dict[str, Path]:
+    p = pki_paths(state_dir)
+    ca = CA(p["dir"])
+    ca.ensure_server_files(hosts or ["127.0.0.1", "localhost", "::1"])
+    if not p["tokens"].exists():
+        p["tokens"].touch(mode=0o600)
+    return p
+
+
+async def open_stores(kind: str, partitions: int, state_dir: Path, options: dict[str, Any]) -> list[Store]:
+    """One started store per partition. etcd endpoints per partition come as
+    ``options["etcd_endpoints"]`` = ``["a,b,c", "d,e,f"]`` (the supervisor starts etcd)."""
+    cls = plugins.load("store", kind)
+    stores: list[Store] = []
+    for i in range(partitions):
+        if kind == "etcd":
+            eps = options["etcd_endpoints"][i].split(",")
+            s = cls(name=f"p{i}", endpoints=eps)
+            await s.start()
+        else:
+            s = await cls.open_partition(i, state_dir / "data", options)
+        stores.append(s)
+    return stores
+
+
+async def ensure_system_tenant(storage: Storage) -> None:
+    store = storage.parts[0].store
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Tenant",
+        "metadata": {
+            "name": SYSTEM,
+            "uid": "00000000-0000-0000-0000-000000000000",
+            "creationTimestamp": now_rfc3339(),
+            "generation": 1,
+        },
+        "spec": {"storageClusterId": "0"},
+        "status": {"phase": "Active"},
+    }
+    with contextlib.suppress(AlreadyExists):
+        await store.create(TENANTS.key(SYSTEM, None, SYSTEM), encode_for_store(obj))
+    await storage.parts[0].sync()
+
+
+async def run(args: argparse.Namespace) -> None:
+    state = Path(args.state_dir).resolve()
+    paths = ensure_pki(state)
+    options: dict[str, Any] = {}
+    if args.etcd_endpoints:
+        options["etcd_endpoints"] = args.etcd_endpoints.split(";")
+    stores = await open_stores(args.store, args.partitions, state, options)
+    storage = Storage(stores)
+    await storage.start()
+    await ensure_system_tenant(storage)
+    cfg = ServerConfig(
+        host=args.host,
+        port=args.port,
+        cert_file=paths["cert"],
+        key_file=paths["key"],
+        ca_file=paths["ca"],
+        token_file=paths["tokens"],
+    )
+    runner = await serve(storage, cfg)
+    port = bound_port(runner)
+    if args.port_file:
+        Path(args.port_file).write_text(str(port))
+    log.info("serving on https://%s:%d (%s x%d)", args.host, port, args.store, args.partitions)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    await storage.close()
+    for s in stores:
+        await s.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="centaurus-apiserver")
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=6443)
+    ap.add_argument("--port-file", default="")
+    ap.add_argument("--store", default="sqlite")
+    ap.add_argument("--partitions", type=int, default=1)
+    ap.add_argument(
+        "--etcd-endpoints", default="", help="per partition, ';'-separated lists of host:port,..."
+    )
+    ap.add_argument("--log-level", default="WARNING")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Objects on top of the data partitions: which partition a tenant lives in, which kinds a tenant
+sees (built-ins plus its CRDs and the system tenant's), and the store calls with Kubernetes
+error mapping.
+
+Partition rule (Arktos data partitions): Tenant objects, Nodes and the system tenant live in
+partition 0; a tenant lives in the partition named by ``spec.storageClusterId`` (a partition
+index). A new tenant without one is given the least used partition at creation, so tenants
+spread over partitions and the choice is visible on the object.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from centaurus.api.watchcache import Entry, KindCache, PartitionCache
+from centaurus.objects import kinds as K
+from centaurus.objects.status import ApiStatusError, already_exists, conflict, not_found
+from centaurus.store.base import KV, AlreadyExists, Conflict, NotFound, Store, StoreError, StoreUnavailable
+
+SYSTEM = "system"
+TENANTS = K.must("", "v1", "tenants")
+CRDS = K.must("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+def encode_for_store(obj: dict[str, Any]) -> bytes:
+    """Objects are stored without resourceVersion: the store's revision is the truth."""
+    md = obj.get("metadata") or {}
+    rv = md.pop("resourceVersion", None)
+    try:
+        return orjson.dumps(obj)
+    finally:
+        if rv is not None:
+            md["resourceVersion"] = rv
+
+
+def with_rv(obj: dict[str, Any], rev: int) -> dict[str, Any]:
+    obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+    return obj
+
+
+def store_error(exc: StoreError, kind: K.Kind, name: str) -> ApiStatusError:
+    if isinstance(exc, NotFound):
+        return not_found(kind.plural, name, kind.group)
+    if isinstance(exc, AlreadyExists):
+        return already_exists(kind.plural, name, kind.group)
+    if isinstance(exc, Conflict):
+        return conflict(kind.plural, name, kind.group)
+    if isinstance(exc, StoreUnavailable):
+        return ApiStatusError(503, f"storage is unavailable: {exc}", "ServiceUnavailable")
+    return ApiStatusError(500, f"storage error: {exc}", "InternalError")
+
+
+class Storage:
+    def __init__(self, stores: list[Store]) -> None:
+        if not stores:
+            raise ValueError("at least one data partition is needed")
+        self.parts = [PartitionCache(i, s) for i, s in enumerate(stores)]
+
+    async def start(self) -> None:
+        for p in self.parts:
+            await p.start()
+
+    async def close(self) -> None:
+        for p in self.parts:
+            await p.close()
+
+    # ---- partitions ------------------------------------------------------------------------
+    def tenant_object(self, tenant: str) -> dict[str, Any] | None:
+        e = self.parts[0].kind(TENANTS.storage_prefix).get(TENANTS.key(SYSTEM, None, tenant))
+        return e.obj if e else None
+
+    def partition_index(self, tenant: str | None) -> int:
+        if tenant is None or tenant == SYSTEM or len(self.parts) == 1:
+            return 0
+        t = self.tenant_object(tenant)
+        sid = str(((t or {}).get("spec") or {}).get("storageClusterId") or "")
+        if sid.isdigit() and int(sid) < len(self.parts):
+            return int(sid)
+        return zlib.crc32(tenant.encode()) % len(self.parts)
+
+    def choose_partition(self) -> int:
+        """Least used partition for a new tenant (system tenant counts in partition 0)."""
+        used = [0] * len(self.parts)
+        used[0] += 1
+        for e in self.parts[0].kind(TENANTS.storage_prefix).entries(TENANTS.storage_prefix):
+            if e.obj["metadata"].get("name") != SYSTEM:
+                used[self.partition_index(e.obj["metadata"].get("name"))] += 1
+        return min(range(len(used)), key=lambda i: (used[i], i))
+
+    def part_for(self, kind: K.Kind, tenant: str) -> PartitionCache:
+        if kind.scope == "Cluster":
+            return self.parts[0]
+        return self.parts[self.partition_index(tenant)]
+
+    def store_for(self, kind: K.Kind, tenant: str) -> Store:
+        return self.part_for(kind, tenant).store
+
+    def cache_for(self, kind: K.Kind, tenant: str) -> KindCache:
+        return self.part_for(kind, tenant).kind(kind.storage_prefix)
+
+    # ---- kinds a tenant sees ---------------------------------------------------------------
+    def crds(self, tenant: str) -> Iterator[dict[str, Any]]:
+        """Established CRDs visible to ``tenant``: its own, then the system tenant's."""
+        seen: set[str] = set()
+        for t in dict.fromkeys([tenant, SYSTEM]):
+            cache = self.cache_for(CRDS, t)
+            for e in cache.entries(CRDS.scope_prefix(t, None)):
+                name = e.obj["metadata"].get("name", "")
+                if name not in seen and not e.obj["metadata"].get("deletionTimestamp"):
+                    seen.add(name)
+                    yield e.obj
+
+    def resolve(self, tenant: str, group: str, version: str, plural: str) -> K.Kind | None:
+        k = K.builtin(group, version, plural)
+        if k is not None:
+            return k
+        for crd in self.crds(tenant):
+            spec = crd.get("spec") or {}
+            if (
+                spec.get("group") == group
+                and (spec.get("names") or {}).get("plural") == plural
+                and any(
+                    v.get("name") == version and v.get("served", True) for v in spec.get("versions") or []
+                )
+            ):
+                return K.kind_from_crd(crd, version)
+        return None
+
+    # ---- store calls -----------------------------------------------------------------------
+    async def get(self, kind: K.Kind, tenant: str, ns: str | None, name: str) -> tuple[dict[str, Any], int]:
+        store = self.store_for(kind, tenant)
+        try:
+            kv = await store.get(kind.key(tenant, ns, name))
+        except StoreError as exc:
+            raise store_error(exc, kind, name) from None
+        if kv is None:
+            raise not_found(kind.plural, name, kind.group)
+        return with_rv(orjson.loads(kv.value), kv.mod_revision), kv.mod_revision
+
+    async def create(
+        self, kind: K.Kind, tenant: str, ns: str | None, name: str, obj: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            kv = await self.store_for(kind, tenant).create(kind.key(tenant, ns, name), encode_for_store(obj))
+        except StoreError as exc:
+            raise store_error(exc, kind, name) from None
+        return with_rv(obj, kv.mod_revision)
+
+    async def update(
+        self, kind: K.Kind, tenant: str, ns: str | None, name: str, obj: dict[str, Any], expected: int
+    ) -> dict[str, Any]:
+        try:
+            kv = await self.store_for(kind, tenant).update(
+                kind.key(tenant, ns, name), encode_for_store(obj), expected
+            )
+        except StoreError as exc:
+            raise store_error(exc, kind, name) from None
+        return with_rv(obj, kv.mod_revision)
+
+    async def delete(self, kind: K.Kind, tenant: str, ns: str | None, name: str, expected: int = 0) -> KV:
+        try:
+            return await self.store_for(kind, tenant).delete(kind.key(tenant, ns, name), expected)
+        except StoreError as exc:
+            raise store_error(exc, kind, name) from None
+
+    def cached(self, kind: K.Kind, tenant: str, ns: str | None) -> Iterator[Entry]:
+        return self.cache_for(kind, tenant).entries(kind.scope_prefix(tenant, ns))
