@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Forwarding an encapsulated frame on to another droplet: the bouncer (network scope:
+ * endpoint -> host), the divider (VPC scope: network -> bouncer) and the re-route of a frame
+ * that reached a droplet which no longer hosts its endpoint all use this one rewrite:
+ * outer source = us, outer destination = next droplet, TTL - 1, checksums fixed, MACs set. */
+#ifndef CL_BOUNCER_H
+#define CL_BOUNCER_H
+
+#include "maps.h"
+#include "csum.h"
+#include "geneve.h"
+#include "neigh.h"
+
+/* Mark the RTS option as bounced: the receiver learns the sender and tells it back. */
+static __always_inline void cl_rts_mark_bounced(struct cl_rts_opt *rts, struct udphdr *udp)
+{
+	__u16 *word = (__u16 *)&rts->flags; /* flags + host_ip[0]: 2-byte aligned in the UDP payload */
+	__u16 old = *word;
+
+	rts->flags |= CL_RTS_F_BOUNCED;
+	if (udp->check == 0)
+		return; /* no UDP checksum in use */
+	cl_csum_replace2(&udp->check, old, *word);
+	if (udp->check == 0)
+		udp->check = 0xffff;
+}
+
+static __always_inline int cl_forward(struct xdp_md *ctx, const struct cl_config *cfg,
+				      struct ethhdr *eth, struct iphdr *ip, struct udphdr *udp,
+				      __be32 target, __u32 event)
+{
+	const __u8 *mac;
+	__u32 port;
+	__be32 old_src, old_dst;
+
+	if (target == cfg->host_ip || target == 0)
+		return cl_drop(CL_CNT_DROP_LOOP);
+	if (ip->ttl <= 1)
+		return cl_drop(CL_CNT_DROP_TTL);
+	if (cl_resolve(cfg, target, &mac, &port))
+		return cl_drop(CL_CNT_DROP_NO_NEIGH);
+
+	old_src = ip->saddr;
+	old_dst = ip->daddr;
+	ip->ttl--;
+	ip->saddr = cfg->host_ip;
+	ip->daddr = target;
+	ip->check = cl_ipv4_csum(ip);
+	cl_udp_csum_replace4(&udp->check, old_src, cfg->host_ip);
+	cl_udp_csum_replace4(&udp->check, old_dst, target);
+
+	cl_mac_copy16(eth->h_dest, mac);
+	cl_mac_copy16(eth->h_source, cfg->host_mac);
+	cl_count(event);
+	return cl_xmit(ctx, port);
+}
+
+#endif /* CL_BOUNCER_H */

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Direct path: a droplet learns "endpoint -> host" from the RTS option and later sends to
+ * that host without a bouncer.
+ *
+ * Every agent puts its own substrate address in the RTS option. A bouncer sets the BOUNCED
+ * flag when it forwards. The receiving transit learns (vni, inner source) -> RTS host when
+ * BOUNCED or LEARN is set, and after a BOUNCED frame it arms `notify`: the next replies its
+ * agent sends on that direct path carry LEARN, so the original sender learns the way back.
+ * Frames that already arrive direct and unflagged cost no map write (and no lookup).
+ *
+ * An entry is used only while now < expires_ns and gen == cl_config.hostcache_gen: userspace
+ * deletes single entries when an endpoint moves or goes away and bumps the generation to
+ * drop them all; the expiry bounds how long an entry it could not reach stays in use. A frame
+ * that still reaches the old host is re-routed through a bouncer (transit.c). */
+#ifndef CL_DIRECT_PATH_H
+#define CL_DIRECT_PATH_H
+
+#include "maps.h"
+#include "geneve.h"
+#include "neigh.h"
+
+static __always_inline struct cl_hostcache *cl_hc_lookup(const struct cl_config *cfg, __u32 vni,
+							   __be32 ip)
+{
+	struct cl_ep_key k = { .vni = vni, .ip = ip };
+	struct cl_hostcache *e = bpf_map_lookup_elem(&cl_hostcache, &k);
+
+	if (!e)
+		return NULL;
+	if (e->gen != cfg->hostcache_gen || bpf_ktime_get_coarse_ns() >= e->expires_ns)
+		return NULL;
+	return e;
+}
+
+static __always_inline void cl_hc_learn(const struct cl_config *cfg, __u32 vni, __be32 ep_ip,
+					const struct cl_rts_opt *rts)
+{
+	struct cl_ep_key k = { .vni = vni, .ip = ep_ip };
+	struct cl_hostcache v = {};
+	struct cl_hostcache *e;
+	__be32 host = cl_rts_host(rts);
+	__u8 notify = (rts->flags & CL_RTS_F_BOUNCED) ? CL_HOSTCACHE_NOTIFY : 0;
+	__u64 ttl = cfg->hostcache_ttl_ns ? cfg->hostcache_ttl_ns : CL_HOSTCACHE_TTL_DEFAULT_NS;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	const __u8 *mac;
+	__u32 port;
+
+	if (host == 0 || host == cfg->host_ip)
+		return;
+	e = bpf_map_lookup_elem(&cl_hostcache, &k);
+	if (e && e->host_ip == host && e->gen == cfg->hostcache_gen &&
+	    e->expires_ns > now + ttl / 2) {
+		if (notify)
+			e->notify = notify;
+		return;
+	}
+	v.host_ip = host;
+	if (cl_resolve(cfg, host, &mac, &port) == 0) {
+		__builtin_memcpy(v.mac, mac, 6);
+		v.ifindex = port;
+	} else {
+		__builtin_memcpy(v.mac, rts->host_mac, 6);
+	}
+	v.notify = notify;
+	v.gen = cfg->hostcache_gen;
+	v.expires_ns = now + ttl;
+	bpf_map_update_elem(&cl_hostcache, &k, &v, BPF_ANY);
+	cl_count(CL_CNT_LEARNED);
+}
+
+#endif /* CL_DIRECT_PATH_H */

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Transit XDP: ingress of a droplet's substrate interface.
+ *
+ * Frames that are not Geneve (UDP 6081) pass to the droplet's own stack. Geneve frames are
+ * validated layer by layer -- anything malformed, not addressed to us, of an unknown VNI or
+ * with an inner source outside the VNI's VPC is dropped and counted -- and then
+ *   - inner destination is a local endpoint: learn the direct path from the RTS option,
+ *     decapsulate, write the endpoint's MAC, redirect to its veth;
+ *   - a remote endpoint we know (we bounce for its network): bouncer -- send to its host;
+ *   - unknown here: by LPM on (vni, destination) send to a bouncer of its network (divider
+ *     role, or a frame that followed a stale direct path); if we are that network's bouncer
+ *     the endpoint does not exist: drop.
+ */
+#include "lib/maps.h"
+#include "lib/bouncer.h"
+#include "lib/csum.h"
+#include "lib/direct_path.h"
+#include "lib/divider.h"
+#include "lib/geneve.h"
+#include "lib/hash.h"
+#include "lib/lb.h"
+#include "lib/neigh.h"
+#include "lib/parse.h"
+
+static __always_inline int cl_pass(void)
+{
+	cl_count(CL_CNT_PASS);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int cl_transit(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct cl_rts_opt *rts = NULL;
+	struct ethhdr *eth = data, *ieth;
+	struct iphdr *ip, *iip;
+	struct cl_genevehdr *g;
+	struct cl_config *cfg;
+	struct udphdr *udp;
+	struct cl_ep_key k;
+	struct cl_vpc *vpc;
+	struct cl_net *net;
+	struct cl_ep *ep;
+	__u32 tot, ulen, optlen, hdr_len, port;
+	__be32 target;
+	int err;
+
+	if ((void *)(eth + 1) > data_end)
+		return cl_drop(CL_CNT_DROP_TRUNC_ETH);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return cl_pass();
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return cl_drop(CL_CNT_DROP_TRUNC_IP);
+	if (ip->protocol != IPPROTO_UDP)
+		return cl_pass();
+	if (ip->version != 4 || ip->ihl < 5)
+		return cl_drop(CL_CNT_DROP_BAD_IP);
+	udp = (void *)ip + (ip->ihl & 0xf) * 4;
+	if ((void *)(udp + 1) > data_end)
+		return cl_drop(CL_CNT_DROP_TRUNC_UDP);
+	if (udp->dest != bpf_htons(CL_GENEVE_PORT))
+		return cl_pass();
+
+	/* Overlay traffic from here on: ours to forward or to drop, never the stack's. */
+	if (ip->ihl != 5)
+		return cl_drop(CL_CNT_DROP_BAD_IP);
+	if (ip->frag_off & bpf_htons(0x3fff))
+		return cl_drop(CL_CNT_DROP_IP_FRAG);
+	tot = bpf_ntohs(ip->tot_len);
+	if (tot < sizeof(*ip) + sizeof(*udp))
+		return cl_drop(CL_CNT_DROP_BAD_IP);
+	if (tot > (__u32)(data_end - (void *)ip))
+		return cl_drop(CL_CNT_DROP_TRUNC_IP);
+	if (!cl_ipv4_csum_ok(ip))
+		return cl_drop(CL_CNT_DROP_BAD_CSUM);
+	cfg = cl_get_config();
+	if (!cfg || !cfg->host_ip)
+		return cl_drop(CL_CNT_DROP_NO_CONFIG);
+	if (ip->daddr != cfg->host_ip)
+		return cl_drop(CL_CNT_DROP_NOT_FOR_US);
+	ulen = bpf_ntohs(udp->len);
+	if (ulen != tot - sizeof(*ip))
+		return cl_drop(CL_CNT_DROP_BAD_UDP);
+
+	g = data + CL_OFF_GNV;
+	if (ulen < sizeof(*udp) + sizeof(*g) || (void *)(g + 1) > data_end)
+		return cl_drop(CL_CNT_DROP_TRUNC_GENEVE);
+	if ((g->ver_optlen >> 6) != 0 || g->proto != bpf_htons(CL_ETH_P_TEB))
+		return cl_drop(CL_CNT_DROP_BAD_GENEVE);
+	optlen = (g->ver_optlen & 0x3f) * 4;
+	if (sizeof(*udp) + sizeof(*g) + optlen > ulen)
+		return cl_drop(CL_CNT_DROP_GENEVE_OPT_LEN);
+	err = cl_geneve_options(g, data_end, optlen, &rts);
+	if (err)
+		return cl_drop(err);
+
+	hdr_len = CL_ENCAP_BASE_LEN + optlen;
+	ieth = data + (hdr_len & 0x1ff);
+	if ((void *)(ieth + 1) > data_end)
+		return cl_drop(CL_CNT_DROP_TRUNC_INNER);
+	if (ieth->h_proto != bpf_htons(ETH_P_IP))
+		return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
+	iip = (void *)(ieth + 1);
+	if ((void *)(iip + 1) > data_end)
+		return cl_drop(CL_CNT_DROP_TRUNC_INNER);
+	if (iip->version != 4 || iip->ihl < 5)
+		return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
+
+	k.vni = cl_geneve_vni(g);
+	k.ip = iip->daddr;
+	ep = bpf_map_lookup_elem(&cl_endpoints, &k);
+	if (ep) {
+		if ((iip->saddr & ep->vpc_mask) != ep->vpc_ip)
+			return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
+		if (ep->kind != CL_EP_SIMPLE)
+			return cl_drop(CL_CNT_DROP_SCALED_REMOTE);
+		if (!ep->ifindex) {
+			/* bouncer: network scope, endpoint -> host */
+			if (rts)
+				cl_rts_mark_bounced(rts, udp);
+			return cl_forward(ctx, cfg, eth, ip, udp, ep->host_ip, CL_CNT_BOUNCED);
+		}
+		/* local delivery */
+		if (rts && (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_LEARN)))
+			cl_hc_learn(cfg, k.vni, iip->saddr, rts);
+		if (cfg->flags & CL_CFG_F_LB) {
+			struct cl_flow f;
+
+			if (cl_parse_flow(iip, data_end, &f) == 0)
+				cl_lb_rnat_apply(iip, data_end, &f, k.vni);
+		}
+		cl_mac_copy16(ieth->h_dest, ep->mac);
+		cl_set_gw_mac(ieth->h_source);
+		port = ep->ifindex;
+		if (bpf_xdp_adjust_head(ctx, (int)hdr_len))
+			return cl_drop(CL_CNT_DROP_ADJUST);
+		cl_count(CL_CNT_RX_DECAP);
+		return cl_redirect(port);
+	}
+
+	vpc = bpf_map_lookup_elem(&cl_vpcs, &k.vni);
+	if (!vpc)
+		return cl_drop(CL_CNT_DROP_UNKNOWN_VNI);
+	if ((iip->saddr & vpc->cidr_mask) != vpc->cidr_ip)
+		return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
+	net = cl_lookup_net(k.vni, iip->daddr);
+	if (!net)
+		return cl_drop(CL_CNT_DROP_NO_NETWORK);
+	if (net->flags & CL_NET_F_BOUNCER)
+		return cl_drop(CL_CNT_DROP_NO_ENDPOINT);
+	/* divider (VPC scope: network -> bouncer), or a stale direct path re-routed */
+	target = cl_pick_bouncer(net, cl_fmix32(udp->source));
+	if (!target)
+		return cl_drop(CL_CNT_DROP_NO_BOUNCER);
+	return cl_forward(ctx, cfg, eth, ip, udp, target,
+			  (vpc->flags & CL_VPC_F_DIVIDER) ? CL_CNT_DIVIDED : CL_CNT_REROUTED);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
