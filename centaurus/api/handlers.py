@@ -109,10 +109,11 @@ async def list_(call: Call) -> web.Response:
     limit = int(q.get("limit") or 0) if (q.get("limit") or "0").isdigit() else 0
     cont = q.get("continue") or ""
     rv = q.get("resourceVersion", "")
-    tenants = _tenants_of(call)
-    parts = sorted({call.storage.part_for(call.kind, t).index for t in tenants})
-    if (limit or cont) and len(parts) == 1:
-        return await _list_paged(call, tenants[0], limit, cont, rv, pred)
+    scopes = scopes_of(call)
+    pred = both(pred, all_tenant_ns_pred(call))
+    parts = sorted({i for i, _ in scopes})
+    if (limit or cont) and len(scopes) == 1:
+        return await _list_paged(call, scopes[0][0], scopes[0][1], limit, cont, rv, pred)
     revs = []
     for i in parts:
         p = call.storage.parts[i]
@@ -130,8 +131,8 @@ async def list_(call: Call) -> web.Response:
         str(revs[0]) if len(revs) == 1 else ".".join(f"{i}:{r}" for i, r in zip(parts, revs, strict=True))
     )
     entries = []
-    for t in tenants:
-        for e in call.storage.cached(call.kind, t, call.ns):
+    for i, prefix in scopes:
+        for e in call.storage.parts[i].kind(call.kind.storage_prefix).entries(prefix):
             if pred is None or pred(e.obj):
                 entries.append(e)
     if limit and len(entries) > limit:
@@ -146,21 +147,27 @@ async def list_(call: Call) -> web.Response:
     return encoding.raw_response(body)
 
 
-def _tenants_of(call: Call) -> list[str]:
+def scopes_of(call: Call) -> list[tuple[int, str]]:
+    """(partition index, key prefix) pairs a list or watch reads. ``tenants/all`` reads every
+    partition whole (so tenants created later are included); otherwise one tenant's prefix."""
     if call.info.path_tenant == ALL_TENANTS and call.kind.scope != "Cluster":
-        names = ["system"] + [
-            e.obj["metadata"]["name"]
-            for e in call.storage.parts[0].kind("/registry/core/tenants/").entries("/registry/core/tenants/")
-            if e.obj["metadata"]["name"] != "system"
-        ]
-        return list(dict.fromkeys(names))
-    return [call.tenant]
+        return [(i, call.kind.storage_prefix) for i in range(len(call.storage.parts))]
+    part = call.storage.part_for(call.kind, call.tenant).index
+    return [(part, call.kind.scope_prefix(call.tenant, call.ns))]
 
 
-async def _list_paged(call: Call, tenant: str, limit: int, cont: str, rv: str, pred: Any) -> web.Response:
+def all_tenant_ns_pred(call: Call) -> Any:
+    if call.info.path_tenant != ALL_TENANTS or not call.ns:
+        return None
+    ns = call.ns
+    return lambda o: (o.get("metadata") or {}).get("namespace") == ns
+
+
+async def _list_paged(
+    call: Call, part: int, prefix: str, limit: int, cont: str, rv: str, pred: Any
+) -> web.Response:
     """limit/continue pages read the store at one revision, as upstream (consistent pagination)."""
-    store = call.storage.store_for(call.kind, tenant)
-    prefix = call.kind.scope_prefix(tenant, call.ns)
+    store = call.storage.parts[part].store
     start_after, revision = None, 0
     if cont:
         try:
@@ -482,8 +489,17 @@ async def delete_one(call: Call, name: str, opts: dict[str, Any]) -> dict[str, A
                 continue
             raise
         md["resourceVersion"] = str(kv.mod_revision)
+        if kind.kind == "CustomResourceDefinition":
+            await _purge_custom_resources(call, cur)
         return cur
     raise conflict(kind.plural, name, kind.group)
+
+
+async def _purge_custom_resources(call: Call, crd: dict[str, Any]) -> None:
+    """Deleting a CRD deletes its custom resources (in the CRD's tenant), as upstream."""
+    for v in (crd.get("spec") or {}).get("versions") or []:
+        if v.get("storage"):
+            await call.storage.purge(K.kind_from_crd(crd, v.get("name", "")), call.tenant)
 
 
 def _graceful(call: Call, pod: dict[str, Any], opts: dict[str, Any]) -> int | None:

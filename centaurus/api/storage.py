@@ -167,5 +167,17 @@ class Storage:
         except StoreError as exc:
             raise store_error(exc, kind, name) from None
 
+    async def purge(self, kind: K.Kind, tenant: str) -> int:
+        """Delete every object of ``kind`` in ``tenant`` (CRD removal, tenant removal)."""
+        part = self.part_for(kind, tenant)
+        await part.sync()
+        keys = [e.key for e in part.kind(kind.storage_prefix).entries(kind.scope_prefix(tenant, None))]
+        for key in keys:
+            try:
+                await part.store.delete(key)
+            except NotFound:
+                pass
+        return len(keys)
+
     def cached(self, kind: K.Kind, tenant: str, ns: str | None) -> Iterator[Entry]:
         return self.cache_for(kind, tenant).entries(kind.scope_prefix(tenant, ns))

@@ -18,10 +18,11 @@ import orjson
 from aiohttp import web
 
 from centaurus.api import encoding
-from centaurus.api.handlers import Call, _tenants_of, selector_of
+from centaurus.api.handlers import Call, all_tenant_ns_pred, scopes_of, selector_of
 from centaurus.api.metrics import METRICS
 from centaurus.api.watchcache import CacheEvent, Watcher
 from centaurus.objects import table
+from centaurus.objects.selectors import both
 from centaurus.objects.status import status_failure
 
 BOOKMARK_EVERY = 5.0
@@ -42,15 +43,13 @@ async def watch(call: Call) -> web.StreamResponse:
         timeout = 1800.0
     pred = selector_of(call)
     as_table = encoding.wants_table(call.request)
-    tenants = _tenants_of(call)
-    parts = sorted({call.storage.part_for(call.kind, t).index for t in tenants})
+    prefixes = scopes_of(call)
+    pred = both(pred, all_tenant_ns_pred(call))
+    parts = sorted({i for i, _ in prefixes})
     if len(parts) > 1 and rv not in ("", "0"):
         revs = _multi_rv(rv)
     else:
         revs = {parts[0]: int(rv)} if rv.isdigit() and rv != "0" else {}
-    prefixes = [
-        (call.storage.part_for(call.kind, t).index, call.kind.scope_prefix(t, call.ns)) for t in tenants
-    ]
 
     # register watchers first, then read history: nothing falls between the two
     watchers: list[tuple[Any, Watcher]] = []

@@ -56,7 +56,7 @@ class CacheEvent:
     prev: Entry | None
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     prefix: str
     match: Callable[[dict[str, Any]], bool] | None
