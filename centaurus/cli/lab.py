@@ -76,7 +76,8 @@ def up(
     except (LabError, PluginError, RuntimeError, OSError) as exc:
         fail(f"lab up failed: {exc}")
     st = lab.status()
-    console.print(f"lab [bold]{st.get('id')}[/] ({parsed.name}, {backend}, dataplane {st.get('dataplane')}) up "
+    console.print(f"lab [bold]{st.get('id')}[/] ({parsed.name}, {backend}, "
+                  f"dataplane {st.get('dataplane')}) up "
                   f"in {time.monotonic() - t0:.2f} s: {len(st.get('netns', {}))} namespaces, "
                   f"{len(st.get('processes', []))} daemons; state in {lab.state_dir}", highlight=False)
 
@@ -118,7 +119,8 @@ def status(state_dir: Path = StateDir, backend: str = Backend,
         console.print(f"  {p['role']} on {p['host']}: pid {p['pid']} {'alive' if p['alive'] else 'DEAD'}",
                       highlight=False)
     bpf = st.get("bpffs", {})
-    console.print(f"  bpffs {bpf.get('path')}: {'present' if bpf.get('exists') else 'absent'}", highlight=False)
+    console.print(f"  bpffs {bpf.get('path')}: {'present' if bpf.get('exists') else 'absent'}",
+                  highlight=False)
     unreal = [n for n, ok in st.get("endpoints", {}).items() if not ok]
     if unreal:
         console.print(f"  endpoints not realised by this dataplane: {', '.join(unreal)}", highlight=False)

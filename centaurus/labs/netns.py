@@ -125,6 +125,23 @@ class NetnsLab:
         # switch first (bridge ports), then droplets (endpoint veths live there), then endpoints
         for ns in plan.netns.values():
             configure(ns)
+        self._attach_peers(plan)
+
+    def _attach_peers(self, plan: topology.Plan) -> None:
+        """XDP dataplanes: XDP_PASS on endpoint eth0s and switch ports (see xdppeers)."""
+        if not getattr(self.dataplane, "needs_xdp_peers", False):
+            return
+        from centaurus.labs.xdppeers import PassProgram
+
+        prog = PassProgram()
+        try:
+            for host, ns in plan.netns.items():
+                if host == topology.SWITCH:
+                    prog.attach(ns, [topology.switch_port(d.name) for d in self._spec.droplets])
+                elif host not in {d.name for d in self._spec.droplets}:
+                    prog.attach(ns, [topology.ENDPOINT_IF])
+        finally:
+            prog.close()
 
     def _droplet_infos(self) -> dict[str, DropletInfo]:
         st = self._st
@@ -185,11 +202,19 @@ class NetnsLab:
         return info
 
     def _endpoint_hosts(self, ep: EndpointSpec) -> list[DropletInfo]:
-        """The endpoint's own host and its network's bouncers -- and nothing else (PERF-NET-3)."""
+        """The endpoint's own host and its network's bouncers -- and nothing else (PERF-NET-3).
+
+        A scaled endpoint is translated on its clients' droplets: it also goes to every droplet
+        hosting an endpoint of the same VPC."""
+        spec = self._spec
         infos = self._droplet_infos()
         names = [ep.host] if ep.host else []
-        names += [b for b in self._spec.network(ep.network).bouncers if b not in names]
-        return [infos[n] for n in names]
+        names += [b for b in spec.network(ep.network).bouncers if b not in names]
+        if ep.kind == "scaled":
+            vpc = spec.network(ep.network).vpc
+            names += [e.host for e in spec.endpoints
+                      if e.host and spec.network(e.network).vpc == vpc and e.host not in names]
+        return [infos[n] for n in dict.fromkeys(names)]
 
     # ---- attach to a running lab (another process brought it up) ----------------------------
     def _attach(self) -> None:
@@ -197,6 +222,9 @@ class NetnsLab:
         self.spec = parse_spec(st.spec, source=str(self.state_dir / "lab.json"))
         with contextlib.suppress(Exception):
             self.dataplane = plugins.load("dataplane", st.dataplane)(options=st.options)
+            adopt = getattr(self.dataplane, "adopt_hosts", None)
+            if adopt is not None:
+                adopt(list(self._droplet_infos().values()))
 
     # ---- look-ups -----------------------------------------------------------------------------
     @property
@@ -308,7 +336,14 @@ class NetnsLab:
                 nsutil.ip_batch(lines, netns=ns)
                 devs = plan.gro.get(ns, [])
                 nsutil.in_netns(ns, lambda devs=devs: nsutil.set_gro(devs))  # type: ignore[misc]
+            self._attach_peers(topology.Plan(netns=plan.netns, root=[], per_netns={}, gro={}))
         self._apply_endpoint(ep)
+        if ep.kind == "simple":  # a droplet with its first endpoint of a VPC needs its scaled ones
+            vpc = new_spec.network(ep.network).vpc
+            for other in new_spec.endpoints:
+                if other.kind == "scaled" and new_spec.network(other.network).vpc == vpc:
+                    with contextlib.suppress(Unsupported):
+                        self.dataplane.apply_endpoint(self.endpoint(other.name), [self.droplet(ep.host)])
         self._save()
         return self.endpoint(ep.name)
 

@@ -1,0 +1,39 @@
+"""XDP_PASS on the far side of lab veths that receive XDP_TX / XDP_REDIRECT frames.
+
+A frame an XDP program transmits into a veth (XDP_TX back out, or XDP_REDIRECT into it) is only
+received by the peer when the peer runs NAPI; on this kernel (6.18) turning GRO on did NOT
+make that happen for XDP_TX (the agent's ARP replies vanished), an XDP program on the peer does.
+So for an XDP dataplane the lab attaches ``tg_pass`` (XDP_PASS + a receive counter, from
+``xdp/build/trafficgen.o``) to every endpoint's ``eth0`` and every switch port. One program
+instance serves all of them; the devices hold it, so it goes away with the namespaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from centaurus.labs.base import LabError
+
+
+class PassProgram:
+    def __init__(self) -> None:
+        from centaurus.bpf.obj import BpfObject, object_path
+
+        try:
+            self._obj = BpfObject(object_path("trafficgen"))
+        except OSError as exc:
+            raise LabError(f"cannot load the XDP_PASS program (xdp/build/trafficgen.o): "
+                           f"{str(exc).splitlines()[0]}") from None
+        self.fd = self._obj.program("tg_pass").fd
+
+    def attach(self, netns: str, ifnames: Iterable[str]) -> None:
+        from centaurus.bpf import xdp
+
+        for name in ifnames:
+            try:
+                xdp.attach(name, self.fd, netns=netns, mode="native")
+            except OSError as exc:
+                raise LabError(f"attach XDP_PASS to {name} in {netns}: {str(exc).splitlines()[0]}") from None
+
+    def close(self) -> None:
+        self._obj.close()
