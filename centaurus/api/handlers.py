@@ -24,7 +24,7 @@ from centaurus.auth.tokens import Identity
 from centaurus.objects import kinds as K
 from centaurus.objects import lifecycle, patch, table, validation
 from centaurus.objects.selectors import both, field_selector, label_selector
-from centaurus.objects.status import ApiStatusError, conflict, status_success
+from centaurus.objects.status import ApiStatusError, conflict, invalid, status_success
 from centaurus.store.base import StoreError
 
 PATCH_RETRIES = 5
@@ -238,8 +238,20 @@ async def create(call: Call) -> web.Response:
     lifecycle.prepare_create(kind, obj, call.tenant, call.ns)
     if kind.kind == "Tenant":
         obj["metadata"].pop("tenant", None)
-        if not (obj.get("spec") or {}).get("storageClusterId"):
+        sid = str((obj.get("spec") or {}).get("storageClusterId") or "")
+        if not sid:
             obj["spec"]["storageClusterId"] = str(call.storage.choose_partition())
+        elif not (sid.isdigit() and int(sid) < len(call.storage.parts)):
+            raise invalid(
+                "Tenant",
+                obj["metadata"].get("name", ""),
+                [
+                    (
+                        "spec.storageClusterId",
+                        f"unknown storage cluster {sid!r} (have 0..{len(call.storage.parts) - 1})",
+                    )
+                ],
+            )
     validation.validate(kind, obj)
     name = obj["metadata"]["name"]
     call.admission.check_tenant_active(call.tenant)

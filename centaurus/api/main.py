@@ -19,6 +19,7 @@ from centaurus import plugins
 from centaurus.api.server import ServerConfig, bound_port, serve
 from centaurus.api.storage import SYSTEM, TENANTS, Storage, encode_for_store
 from centaurus.auth.pki import CA
+from centaurus.objects.kinds import must
 from centaurus.objects.lifecycle import now_rfc3339
 from centaurus.store.base import AlreadyExists, Store
 
@@ -77,6 +78,23 @@ async def ensure_system_tenant(storage: Storage) -> None:
     }
     with contextlib.suppress(AlreadyExists):
         await store.create(TENANTS.key(SYSTEM, None, SYSTEM), encode_for_store(obj))
+    sc = must("", "v1", "storageclusters")
+    for i, part in enumerate(storage.parts):
+        addr = getattr(part.store, "path", None) or ",".join(getattr(part.store, "endpoints", []) or [])
+        doc: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "StorageCluster",
+            "metadata": {
+                "name": f"partition-{i}",
+                "uid": f"00000000-0000-0000-0001-{i:012d}",
+                "creationTimestamp": now_rfc3339(),
+                "generation": 1,
+            },
+            "storageClusterId": str(i),
+            "serviceAddress": str(addr or part.store.name),
+        }
+        with contextlib.suppress(AlreadyExists):
+            await store.create(sc.key(SYSTEM, None, doc["metadata"]["name"]), encode_for_store(doc))
     await storage.parts[0].sync()
 
 

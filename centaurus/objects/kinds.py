@@ -174,6 +174,8 @@ BUILTIN: tuple[Kind, ...] = (
         ("status", "finalize"),
         status_subresource=True,
     ),
+    # Arktos data partitions: one StorageCluster per store partition (written by the API server)
+    Kind("", "v1", "StorageCluster", "storageclusters", "storagecluster", "Cluster"),
     Kind(
         "apps",
         "v1",

@@ -116,8 +116,10 @@ def forbidden(
 ) -> ApiStatusError:
     qual = f"{resource}.{group}" if group else resource
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-    msg = (f'{qual} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
-           f'in API group "{group}"{where}')
+    msg = (
+        f'{qual} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+        f'in API group "{group}"{where}'
+    )
     if why:
         msg += f": {why}"
     return ApiStatusError(403, msg, "Forbidden", {"group": group, "kind": resource})

@@ -1,15 +1,29 @@
-"""Target: this project's own control plane, started by the harness (``centaurus up``)."""
+"""Target: this project's own control plane, started by the harness (as ``centaurus up`` does).
+
+``up(ctx)`` starts store(s), API server and controllers under ``ctx.state_dir`` on loopback. The
+store and partition count come from the target options (``--target builtin,store=etcd,
+partitions=2``), else from the lab spec's ``control:`` section, else sqlite x 2 (two partitions,
+so tenant data partitions are real in every run). With a lab, the control plane still runs in the
+root network namespace; node components on the lab's droplets are started by the callables in
+:data:`NODE_HOOKS`, which the Compute and Network issues fill.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from centaurus.client.rest import ApiClient
+from centaurus.client.rest import ApiClient, ApiError
 from centaurus.targets.base import TargetContext, TargetError
 
-NOT_BUILT = "the builtin control plane is not built yet (issue: Control plane)"
+#: ``hook(target, ctx) -> stop callable or None``: start node components (agents, transitd, ...)
+#: once the control plane is up; called in order, stopped in reverse order on ``down``.
+NODE_HOOKS: list[Callable[[BuiltinTarget, TargetContext], Callable[[], None] | None]] = []
+
+BASE_CAPABILITIES = frozenset({"api", "tenants", "tenant-paths", "rbac", "data-partitions"})
 
 
 class BuiltinTarget:
@@ -18,24 +32,127 @@ class BuiltinTarget:
     def __init__(self, arg: str | None = None, options: Mapping[str, str] | None = None) -> None:
         self.arg = arg
         self.options = dict(options or {})
+        self.ctx: TargetContext | None = None
+        self._cp: Any = None
+        self._clients: dict[tuple[str, str], ApiClient] = {}
+        self._stops: list[Callable[[], None]] = []
+        self._extra_caps: set[str] = set()
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def _control_spec(self, ctx: TargetContext) -> tuple[str, int]:
+        control: dict[str, Any] = {}
+        spec = getattr(ctx.lab, "spec", None) if ctx.lab is not None else None
+        if spec is not None:
+            c = getattr(spec, "control", None)
+            control = dict(c) if isinstance(c, Mapping) else dict(getattr(c, "__dict__", {}) or {})
+        store = str(self.options.get("store") or ctx.options.get("store") or control.get("store") or "sqlite")
+        parts = int(
+            self.options.get("partitions") or ctx.options.get("partitions") or control.get("partitions") or 2
+        )
+        return store, parts
 
     def up(self, ctx: TargetContext) -> None:
-        raise TargetError(NOT_BUILT)
+        from centaurus.controlplane.supervisor import ControlPlane, ControlPlaneError
+
+        self.ctx = ctx
+        store, parts = self._control_spec(ctx)
+        self._cp = ControlPlane(ctx.state_dir)
+        try:
+            self._cp.up(store=store, partitions=parts, port=0)
+        except (ControlPlaneError, OSError) as exc:
+            raise TargetError(f"builtin control plane did not start: {exc}") from None
+        for hook in NODE_HOOKS:
+            try:
+                stop = hook(self, ctx)
+            except Exception as exc:
+                self.down()
+                raise TargetError(f"node components did not start: {exc}") from None
+            if stop is not None:
+                self._stops.append(stop)
 
     def down(self) -> None:
-        return None
+        for c in self._clients.values():
+            with contextlib.suppress(Exception):
+                c.close()
+        self._clients.clear()
+        while self._stops:
+            with contextlib.suppress(Exception):
+                self._stops.pop()()
+        if self._cp is not None:
+            self._cp.down()
+
+    def add_capability(self, *caps: str) -> None:
+        """Node hooks declare what they bring (``nodes``, ``vm-pods``, ``networks``...)."""
+        self._extra_caps.update(caps)
 
     def capabilities(self) -> frozenset[str]:
-        return frozenset()
+        return BASE_CAPABILITIES | self._extra_caps
 
-    def kubeconfig(self, tenant: str = "system", user: str = "admin") -> Path:
-        raise TargetError(NOT_BUILT)
+    # ---- credentials -------------------------------------------------------------------------
+    def _need_up(self) -> Any:
+        if self._cp is None or self.ctx is None:
+            raise TargetError("the builtin target is not up")
+        return self._cp
+
+    def kubeconfig(self, tenant: str = "system", user: str = "admin", auth: str = "token") -> Path:
+        cp = self._need_up()
+        if tenant == "system" and user == "admin" and auth == "token":
+            return Path(cp.kubeconfig)
+        from centaurus.controlplane.credentials import mint_kubeconfig
+
+        st = cp.load()
+        out = Path(cp.dir) / "kubeconfigs" / f"{tenant}-{user}-{auth}.yaml"
+        if not out.exists():
+            mint_kubeconfig(Path(cp.dir), st.server, tenant, user, out, method=auth)
+        return out
 
     def client(self, tenant: str = "system", user: str = "admin") -> ApiClient:
-        raise TargetError(NOT_BUILT)
+        key = (tenant, user)
+        if key not in self._clients:
+            self._clients[key] = ApiClient.from_kubeconfig(str(self.kubeconfig(tenant, user)))
+        return self._clients[key]
 
-    def ensure_tenant(self, name: str) -> None:
-        raise TargetError(NOT_BUILT)
+    def ensure_tenant(self, name: str, storage_cluster: str | None = None) -> None:
+        api = self.client()
+        try:
+            t = api.get("tenants", name)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            body: dict[str, Any] = {
+                "apiVersion": "v1",
+                "kind": "Tenant",
+                "metadata": {"name": name},
+                "spec": {},
+            }
+            if storage_cluster is not None:
+                body["spec"]["storageClusterId"] = storage_cluster
+            t = api.create("tenants", body)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if t.get("status", {}).get("phase") == "Active" and not t["metadata"].get("deletionTimestamp"):
+                # the tenant controller gives every tenant its default namespace
+                with contextlib.suppress(ApiError):
+                    api.get("namespaces", "default", tenant=name)
+                    return
+            elif t["metadata"].get("deletionTimestamp"):
+                raise TargetError(f"tenant {name} is being deleted")
+            time.sleep(0.05)
+            with contextlib.suppress(ApiError):
+                t = api.get("tenants", name)
+        raise TargetError(f"tenant {name} did not become Active with its default namespace in 30 s")
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "state": "not built"}
+        info: dict[str, Any] = {"name": self.name}
+        if self._cp is not None:
+            st = self._cp.status()
+            info.update(
+                server=st.get("server"),
+                store=st.get("store"),
+                partitions=st.get("partitions"),
+                components=[c["name"] for c in st.get("components", [])],
+            )
+            with contextlib.suppress(Exception):
+                info["version"] = self.client().get_json("/version").get("gitVersion")
+            info["capabilities"] = sorted(self.capabilities())
+        return info
