@@ -12,10 +12,10 @@
 from centaurus.bpf._libbpf import BpfError
 from centaurus.bpf.mapio import Map
 from centaurus.bpf.netns import in_netns
-from centaurus.bpf.obj import BpfObject, ProgInfo, object_path, prog_info
+from centaurus.bpf.obj import BpfObject, ProgInfo, object_path, prog_info, verifier_stats
 from centaurus.bpf.testrun import TestRunResult, prog_test_run
 
 __all__ = [
     "BpfError", "BpfObject", "Map", "ProgInfo", "TestRunResult", "in_netns", "object_path",
-    "prog_info", "prog_test_run",
+    "prog_info", "prog_test_run", "verifier_stats",
 ]

@@ -152,3 +152,14 @@ class BpfObject:
 
     def __del__(self) -> None:
         self.close()
+
+
+def verifier_stats(objects: tuple[str, ...] = ("transit", "agent", "trafficgen")) -> dict[str, ProgInfo]:
+    """Load each built object (no pins) and report every program's verifier figures -- the
+    complexity record the report shows (Cilium's complexity tests track the same)."""
+    out: dict[str, ProgInfo] = {}
+    for name in objects:
+        with BpfObject(object_path(name)) as o:
+            for pname, prog in o.programs.items():
+                out[f"{name}:{pname}"] = prog.info()
+    return out

@@ -1,0 +1,63 @@
+"""The Python mirror of xdp/lib/maps.h cannot drift: struct sizes, member names and offsets
+and the counter enum are compared with the BTF clang wrote into the compiled objects; the
+maps the kernel created have the mirror's key/value sizes; every program passes the verifier
+and reports its complexity."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from centaurus.bpf import maps as M
+from centaurus.bpf import verifier_stats
+from centaurus.bpf.obj import BpfObject, object_path
+
+
+def btf_types(obj: str) -> dict[str, dict[str, Any]]:
+    out = subprocess.run(["bpftool", "-j", "btf", "dump", "file", str(object_path(obj))],
+                         capture_output=True, text=True, check=True).stdout
+    return {t["name"]: t for t in json.loads(out)["types"]
+            if t.get("kind") in ("STRUCT", "ENUM") and t.get("name")}
+
+
+@pytest.mark.parametrize("obj", ["transit", "agent"])
+def test_structs_match_btf(obj: str) -> None:
+    types = btf_types(obj)
+    for cname, py in M.STRUCTS.items():
+        t = types.get(cname)
+        assert t is not None, f"{cname} missing from {obj}.o BTF"
+        assert t["size"] == ctypes.sizeof(py), f"{cname}: C {t['size']} B, Python {ctypes.sizeof(py)} B"
+        c_members = [(m["name"], m["bits_offset"] // 8) for m in t["members"]]
+        py_members = [(name, getattr(py, name).offset) for name, *_ in py._fields_]
+        assert c_members == py_members, f"{cname} layout drifted"
+
+
+@pytest.mark.parametrize("obj", ["transit", "agent"])
+def test_counter_enum_matches_btf(obj: str) -> None:
+    values = btf_types(obj)["cl_counter"]["values"]
+    c = {v["name"].removeprefix("CL_CNT_").lower(): v["val"] for v in values}
+    assert c.pop("max") == len(M.COUNTER_NAMES)
+    assert c == M.COUNTER, "enum cl_counter and COUNTER_NAMES drifted"
+
+
+def test_kernel_maps_have_the_mirrors_sizes(tmp_path_factory: pytest.TempPathFactory) -> None:
+    for obj in ("transit", "agent"):
+        with BpfObject(object_path(obj)) as o:
+            for name, (kt, vt) in M.MAPS.items():
+                m = o.maps[name]
+                assert (m.key_size, m.value_size) == (ctypes.sizeof(kt), ctypes.sizeof(vt)), name
+            assert o.maps["cl_counters"].max_entries == len(M.COUNTER_NAMES)
+
+
+def test_every_program_verifies_and_reports_its_complexity() -> None:
+    stats = verifier_stats()
+    assert set(stats) >= {"transit:cl_transit", "agent:cl_agent", "trafficgen:tg_gen",
+                          "trafficgen:tg_forward", "trafficgen:tg_sink", "trafficgen:tg_pass"}
+    for name, info in stats.items():
+        assert 0 < info.verified_insns < 1_000_000, name
+        assert info.xlated_insns > 0 and info.jited_bytes > 0, name
+    print({k: v.verified_insns for k, v in stats.items()})
