@@ -532,6 +532,8 @@ def _graceful(call: Call, pod: dict[str, Any], opts: dict[str, Any]) -> int | No
 
 
 async def delete(call: Call) -> web.Response:
+    if call.kind.kind == "Tenant" and call.name == "system":
+        raise ApiStatusError(403, "the system tenant cannot be deleted", "Forbidden")
     opts = await _delete_options(call)
     out = await delete_one(call, call.name, opts)
     return respond(call, out)

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,8 @@ from centaurus.store.base import Compacted, Event, Store
 
 log = logging.getLogger("centaurus.api.watchcache")
 
-HISTORY = 50_000  # events kept per kind for watch resumption
+#: events kept per kind for watch resumption (env override for tests of 410 Gone)
+HISTORY = int(os.environ.get("CENTAURUS_WATCH_HISTORY", "50000"))
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ what the server did, because conformance tests assert on exactly that.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,14 +75,19 @@ class ApiClient:
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        verify: Any = False if self.creds.insecure else (self.creds.ca_file or True)
-        cert = (self.creds.cert_file, self.creds.key_file) \
-            if self.creds.cert_file and self.creds.key_file else None
+        # one SSLContext carrying CA and client certificate: httpx >= 0.28 ignores ``cert=`` when
+        # ``verify`` is a path (the client certificate was never sent)
+        verify: Any = False
+        if not self.creds.insecure:
+            verify = ssl.create_default_context(cafile=self.creds.ca_file) if self.creds.ca_file \
+                else ssl.create_default_context()
+            if self.creds.cert_file and self.creds.key_file:
+                verify.load_cert_chain(self.creds.cert_file, self.creds.key_file)
         headers = {"Accept": "application/json", "User-Agent": "centaurus-lab/0.1"}
         if self.creds.token:
             headers["Authorization"] = f"Bearer {self.creds.token}"
         self._http = httpx.Client(
-            base_url=self.creds.server, verify=verify, cert=cert, headers=headers, timeout=self.timeout
+            base_url=self.creds.server, verify=verify, headers=headers, timeout=self.timeout
         )
 
     @classmethod

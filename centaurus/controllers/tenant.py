@@ -146,13 +146,12 @@ class TenantController(_Loop):
     async def handle(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
         if not obj["metadata"].get("deletionTimestamp"):
-            if name != "system":
-                with contextlib.suppress(ApiError):
-                    await self.api.create(
-                        "namespaces",
-                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
-                        tenant=name,
-                    )
+            with contextlib.suppress(ApiError):
+                await self.api.create(
+                    "namespaces",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
+                    tenant=name,
+                )
             return
         while True:
             nss = await self.api.list("namespaces", tenant=name)
