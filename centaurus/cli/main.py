@@ -10,6 +10,7 @@ import typer
 
 from centaurus.cli import conformance, controlplane, report
 from centaurus.cli import lab as lab_cli
+from centaurus.cli import transit as transit_cli
 from centaurus.cli.common import not_built
 
 app = typer.Typer(
@@ -22,10 +23,9 @@ app.add_typer(conformance.app, name="conformance")
 app.command("report")(report.report)
 
 perf_app = typer.Typer(help="Performance campaigns.", no_args_is_help=True)
-transit_app = typer.Typer(help="Talk to a droplet's transitd.", no_args_is_help=True)
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(perf_app, name="perf")
-app.add_typer(transit_app, name="transit")
+app.add_typer(transit_cli.app, name="transit")
 app.add_typer(controlplane.tenant_app, name="tenant")
 
 

@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -140,6 +141,7 @@ class NetnsLab:
                     prog.attach(ns, [topology.switch_port(d.name) for d in self._spec.droplets])
                 elif host not in {d.name for d in self._spec.droplets}:
                     prog.attach(ns, [topology.ENDPOINT_IF])
+                    nsutil.in_netns(ns, lambda: nsutil.set_tx_csum([topology.ENDPOINT_IF], False))
         finally:
             prog.close()
 
@@ -158,18 +160,9 @@ class NetnsLab:
         infos = self._droplet_infos()
         started: list[tuple[str, subprocess.Popen[bytes]]] = []
         for name, info in infos.items():
-            argv = dp.daemon_argv(info)
-            if not argv:
-                continue
-            logf = open(self.state_dir / f"transitd-{name}.log", "ab")  # noqa: SIM115 -- handed to the child
-            try:
-                p = subprocess.Popen(nsutil.nsenter_argv(info.netns, argv), stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-            finally:
-                logf.close()
-            st.procs.append(ProcRecord(p.pid, nsutil.proc_starttime(p.pid), "transitd", name))
-            self._save()
-            started.append((name, p))
+            p = self._spawn_daemon(info)
+            if p is not None:
+                started.append((name, p))
         if not started:
             st.sockets.clear()
         self._save()
@@ -177,6 +170,40 @@ class NetnsLab:
         if started and callable(wait):
             for name, p in started:
                 wait(infos[name], proc=p, log=self.state_dir / f"transitd-{name}.log")
+
+    def _spawn_daemon(self, info: DropletInfo) -> subprocess.Popen[bytes] | None:
+        argv = self.dataplane.daemon_argv(info)
+        if not argv:
+            return None
+        logf = open(self.state_dir / f"transitd-{info.name}.log", "ab")  # noqa: SIM115 -- the child's
+        try:
+            p = subprocess.Popen(nsutil.nsenter_argv(info.netns, argv), stdin=subprocess.DEVNULL,
+                                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            logf.close()
+        self._st.procs.append(ProcRecord(p.pid, nsutil.proc_starttime(p.pid), "transitd", info.name))
+        self._save()
+        return p
+
+    def restart_daemon(self, droplet: str, sig: int = signal.SIGKILL, wait: bool = True) -> int:
+        """Kill the droplet's daemon with ``sig`` (default: a crash) and start a new one, which
+        adopts the pinned maps and attached programs; returns the new pid. The dataplane keeps
+        forwarding meanwhile -- that is what the restart tests check."""
+        st = self._st
+        info = self.droplet(droplet)
+        old = [p for p in st.procs if p.role == "transitd" and p.host == droplet]
+        for p in old:
+            if nsutil.alive(p.pid, p.starttime):
+                os.kill(p.pid, sig)
+        nsutil.kill_pids([(p.pid, p.starttime) for p in old], grace=5.0)
+        st.procs = [p for p in st.procs if p not in old]
+        proc = self._spawn_daemon(info)
+        if proc is None:
+            raise LabError(f"dataplane {st.dataplane} runs no daemon on {droplet}")
+        waiter = getattr(self.dataplane, "wait_ready", None)
+        if wait and waiter is not None:
+            waiter(info, proc=proc, log=self.state_dir / f"transitd-{droplet}.log")
+        return proc.pid
 
     def _program(self) -> None:
         spec, dp = self._spec, self.dataplane

@@ -30,6 +30,7 @@ NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 _SIOCETHTOOL = 0x8946
 _ETHTOOL_SGRO = 0x0000002C
+_ETHTOOL_STXCSUM = 0x00000017
 _T = TypeVar("_T")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -110,20 +111,28 @@ def write_sysctls(values: Mapping[str, str | int]) -> None:
             raise LabError(f"sysctl {key}: not available on this kernel") from None
 
 
-def set_gro(ifnames: Iterable[str], on: bool = True) -> None:
-    """ETHTOOL_SGRO on each device of the current thread's netns.
-
-    XDP_REDIRECT/XDP_TX into a veth only delivers when the peer runs NAPI (an XDP program or GRO
-    on); otherwise frames vanish silently (NOTES.md). GRO on every lab veth removes that trap.
-    """
+def _ethtool_set(cmd: int, what: str, ifnames: Iterable[str], on: bool) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for name in ifnames:
-            val = ctypes.create_string_buffer(struct.pack("II", _ETHTOOL_SGRO, 1 if on else 0))
+            val = ctypes.create_string_buffer(struct.pack("II", cmd, 1 if on else 0))
             ifr = struct.pack("16sP", name.encode(), ctypes.addressof(val))
             try:
                 fcntl.ioctl(s.fileno(), _SIOCETHTOOL, ifr)
             except OSError as exc:
-                raise LabError(f"enable GRO on {name}: {exc.strerror}") from None
+                raise LabError(f"set {what} {'on' if on else 'off'} on {name}: {exc.strerror}") from None
+
+
+def set_gro(ifnames: Iterable[str], on: bool = True) -> None:
+    """ETHTOOL_SGRO on each device of the current thread's netns (GRO on every lab veth, as
+    NOTES.md suggests for frames redirected into veths; see :mod:`centaurus.labs.xdppeers`)."""
+    _ethtool_set(_ETHTOOL_SGRO, "GRO", ifnames, on)
+
+
+def set_tx_csum(ifnames: Iterable[str], on: bool) -> None:
+    """ETHTOOL_STXCSUM: with it off the endpoint's stack writes full L4 checksums. A partial
+    (offloaded) checksum would leave the endpoint inside an XDP frame and arrive wrong: the
+    overlay moves frames, it never finishes checksums (Mizar turns it off in pods too)."""
+    _ethtool_set(_ETHTOOL_STXCSUM, "tx checksumming", ifnames, on)
 
 
 def netns_inode(name: str) -> tuple[int, int] | None:

@@ -6,7 +6,7 @@ is used: a probe starts in ~40 ms inside any namespace.
 
   tcp-echo  --bind IP --port P [--conns N]     echo every byte back, N connections, then exit
   tcp-send  --to IP --port P --bytes N         send N random bytes, read them back, compare
-  udp-echo  --bind IP --port P [--idle S]      echo datagrams (with the server's --name)
+  udp-echo  --bind IP --port P [--idle S]      echo datagrams (with the server's --name; --silent: count)
   udp-send  --to IP --port P --count N         N datagrams from N source ports, count echoes
   udp-blast --to IP --port P --count N         one-way datagrams from N source ports
   http-get  --url URL --count N                N fresh connections; sha256 and bodies seen
@@ -89,12 +89,14 @@ def udp_echo(a: argparse.Namespace) -> None:
         except TimeoutError:
             break
         seen[peer[0]] += 1
-        s.sendto((a.name + "|").encode() + data, peer)
+        if not a.silent:
+            s.sendto((a.name + "|").encode() + data, peer)
     _out({"received": sum(seen.values()), "peers": dict(seen)})
 
 
 def udp_send(a: argparse.Namespace) -> None:
     names: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
     ok = 0
     for i in range(a.count):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # fresh source port per flow
@@ -102,14 +104,15 @@ def udp_send(a: argparse.Namespace) -> None:
             msg = f"probe-{i}-".encode() + os.urandom(16).hex().encode()
             s.sendto(msg, (a.to, a.port))
             try:
-                data, _ = s.recvfrom(65535)
+                data, src = s.recvfrom(65535)
             except TimeoutError:
                 continue
+            sources[src[0]] += 1
             name, _, body = data.partition(b"|")
             if body == msg:
                 ok += 1
                 names[name.decode()] += 1
-    _out({"sent": a.count, "echoed": ok, "servers": dict(names)})
+    _out({"sent": a.count, "echoed": ok, "servers": dict(names), "sources": dict(sources)})
 
 
 def udp_blast(a: argparse.Namespace) -> None:
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--port", type=int, default=0)
     c.add_argument("--idle", type=float, default=10.0)
     c.add_argument("--name", default=socket.gethostname())
+    c.add_argument("--silent", action="store_true", help="count only, never reply")
     c.set_defaults(fn=udp_echo)
     c = sub.add_parser("udp-send")
     c.add_argument("--to", required=True)

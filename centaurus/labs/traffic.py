@@ -104,8 +104,13 @@ def udp_exchange(lab: Any, src: str, dst: str, dst_ip: str, count: int = 10, por
     """``count`` datagrams, each from a fresh source port, echoed back by ``dst``."""
     with server(lab, dst, ["udp-echo", "--bind", "0.0.0.0", "--port", str(port), "--name", name or dst,
                            "--idle", "15"]):
-        return probe(lab, src, ["udp-send", "--to", dst_ip, "--port", str(port), "--count", str(count),
-                                "--timeout", "1"])
+        return udp_send(lab, src, dst_ip, count, port)
+
+
+def udp_send(lab: Any, src: str, dst_ip: str, count: int = 10, port: int = 5301) -> dict[str, Any]:
+    """Datagrams to already running echo server(s): which servers answered, from which address."""
+    return probe(lab, src, ["udp-send", "--to", dst_ip, "--port", str(port), "--count", str(count),
+                            "--timeout", "1"], timeout=count * 1.5 + 10)
 
 
 @contextlib.contextmanager
