@@ -62,7 +62,10 @@ class EtcdStore:
     """``centaurus.stores`` entry point ``etcd``.
 
     ``endpoints``: ``host:port`` of every member's client listener. ``timeout``: how long one
-    call may take including failover retries (etcd needs ~2 s to replace a killed leader).
+    call may take including failover retries (etcd needs ~1-2 s to replace a killed leader).
+    ``attempt_timeout``: deadline of one attempt. A write that a follower forwarded to a leader
+    that then died hangs in etcd until its request timeout (5 s + 2 election timeouts); we give
+    up on it sooner (as "outcome unknown") so the caller can go on with the new leader.
     ``cluster``: an :class:`~centaurus.store.etcdproc.EtcdCluster` this store started and stops
     on :meth:`close` (set by :meth:`open_partition`).
     """
@@ -73,6 +76,7 @@ class EtcdStore:
         name: str = "p0",
         endpoints: Sequence[str],
         timeout: float = 10.0,
+        attempt_timeout: float = 3.0,
         cluster: Any = None,
     ) -> None:
         if not endpoints:
@@ -80,6 +84,7 @@ class EtcdStore:
         self.name = name
         self.endpoints = [e.removeprefix("http://") for e in endpoints]
         self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
         self.cluster = cluster
         self._channel: Any = None
         self._watches: set[Any] = set()
@@ -176,7 +181,8 @@ class EtcdStore:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                return await method(request, timeout=max(0.1, remaining), metadata=_HASLEADER)
+                attempt = max(0.1, min(remaining, self.attempt_timeout))
+                return await method(request, timeout=attempt, metadata=_HASLEADER)
             except grpc.aio.AioRpcError as exc:
                 code, details = exc.code(), exc.details() or ""
                 if code == grpc.StatusCode.OUT_OF_RANGE or code not in _TRANSIENT:

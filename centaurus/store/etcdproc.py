@@ -185,6 +185,10 @@ class EtcdCluster:
         m = self.members[i]
         if m.pid is None:
             return False
+        proc = self._procs.get(i)
+        if proc is not None and proc.pid == m.pid:
+            # Our child: poll() reaps it; its cmdline is python's until exec, so don't look there.
+            return proc.poll() is None
         _reap(m.pid)
         return _pid_is_ours(m.pid, m.data_dir)
 
@@ -202,10 +206,21 @@ class EtcdCluster:
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM every member (SIGKILL after ``timeout``); data dirs and ports are kept."""
-        for m in self.members:
-            if m.pid is not None:
-                _stop_pid(m.pid, m.data_dir, timeout)
-                m.pid = None
+        # Followers first (together), the leader last, once it has stepped down: a leader told to
+        # stop hands leadership to a peer it believes connected and, if that peer is gone, waits
+        # etcd's request timeout (5 s + 2 elections) before exiting. Without quorum it steps
+        # down after one election timeout (check-quorum) and then exits at once.
+        leader = self._leader_now()
+        followers = [i for i in range(self.size) if i != leader]
+        for i in followers:
+            self._signal(i, signal.SIGTERM)
+        for i in followers:
+            self._stop_member(i, signal.SIGTERM, timeout)
+        if leader is not None:
+            deadline = time.monotonic() + 3 * self.election_ms / 1000 + 1
+            while time.monotonic() < deadline and self._is_leader(leader):
+                time.sleep(0.05)
+            self._stop_member(leader, signal.SIGTERM, timeout)
         self._procs.clear()
         if self.dir.exists():
             self._save()
@@ -217,11 +232,8 @@ class EtcdCluster:
 
     def kill(self, i: int) -> None:
         """SIGKILL member ``i`` (a crash: no graceful leader hand-off)."""
-        m = self.members[i]
-        if m.pid is not None:
-            _stop_pid(m.pid, m.data_dir, timeout=5, sig=signal.SIGKILL)
-            self._procs.pop(i, None)
-            m.pid = None
+        if self.members[i].pid is not None:
+            self._stop_member(i, signal.SIGKILL, 5)
             self._save()
 
     def restart(self, i: int, timeout: float = 30) -> None:
@@ -329,6 +341,48 @@ class EtcdCluster:
             "--log-level", "warn",
             *self.extra_args,
         ]
+
+    def _leader_now(self) -> int | None:
+        if self.size == 1 or not any(self.alive(i) for i in range(self.size)):
+            return None
+        try:
+            return self.leader(timeout=0)
+        except EtcdProcessError:
+            return None
+
+    def _is_leader(self, i: int) -> bool:
+        try:
+            st = self.status(i)
+        except (OSError, ValueError, KeyError):
+            return False
+        return st["leader"] == st["member_id"]
+
+    def _signal(self, i: int, sig: int) -> None:
+        m = self.members[i]
+        proc = self._procs.get(i)
+        if proc is not None and proc.pid == m.pid:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+        elif m.pid is not None and _pid_is_ours(m.pid, m.data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(m.pid, sig)
+
+    def _stop_member(self, i: int, sig: int, timeout: float) -> None:
+        m = self.members[i]
+        proc = self._procs.pop(i, None)
+        if proc is not None and proc.pid == m.pid:
+            # Our own child: signal it through Popen (which also reaps it). Its cmdline reads
+            # python's until it has exec'd etcd, so the cmdline check is for foreign pids only.
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        elif m.pid is not None:
+            _stop_pid(m.pid, m.data_dir, timeout, sig)
+        m.pid = None
 
     def _spawn(self, i: int) -> None:
         m = self.members[i]
