@@ -157,11 +157,13 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop, False)
         log.info("serving on unix:%s%s", sock, f" and {self.args.tcp}" if self.args.tcp else "")
         await self.stop_event.wait()
-        await server.stop(grace=0.5)
+        # Clean up BEFORE stopping the server: stopping removes the socket, and callers take the
+        # socket's disappearance as "done" (Dataplane.teardown_host).
         if self.cleanup:
             self.teardown()
             log.info("cleaned up: programs detached, pins removed")
-        else:
+        await server.stop(grace=0.5)
+        if not self.cleanup:
             self.ov.close()
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()

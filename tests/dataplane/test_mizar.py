@@ -29,8 +29,8 @@ def flush(lab: Any, *droplets: str) -> None:
 @contextlib.contextmanager
 def capture(lab: Any, host: str, iface: str, path: Path, bpf: str = "udp port 6081") -> Iterator[Path]:
     """tcpdump -w in a lab host; stops (and flushes) on exit."""
-    p = lab.popen(host, ["tcpdump", "-i", iface, "--immediate-mode", "-U", "-n", "-s", "256", "-w", str(path), bpf],
-                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv = ["tcpdump", "-i", iface, "--immediate-mode", "-U", "-n", "-s", "256", "-w", str(path), bpf]
+    p = lab.popen(host, argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert p.stderr is not None
     line = p.stderr.readline()  # "listening on ..." once the capture is armed
     assert b"listening" in line, line
