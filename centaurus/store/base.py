@@ -12,7 +12,7 @@ mapped to partitions above this interface.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -119,7 +119,7 @@ class Store(Protocol):
     async def delete(self, key: str, expected_revision: int = 0) -> KV:
         """Remove; returns the deleted KV with ``mod_revision`` = the deleting revision."""
 
-    def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
+    def watch(self, prefix: str, from_revision: int) -> AsyncGenerator[Event, None]:
         """Every change under ``prefix`` with revision > ``from_revision``, in commit order,
         then live changes until the iterator is closed (``aclose()``) or the store closes.
 

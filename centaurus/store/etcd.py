@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -328,12 +328,12 @@ class EtcdStore:
 
     # ---- watch ---------------------------------------------------------------------------------
 
-    def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
+    def watch(self, prefix: str, from_revision: int) -> AsyncGenerator[Event, None]:
         if self._channel is None or self._closed:
             raise StoreUnavailable(f"etcd store {self.name} is not open")
         return self._watch_events(prefix, from_revision)
 
-    async def _watch_events(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
+    async def _watch_events(self, prefix: str, from_revision: int) -> AsyncGenerator[Event, None]:
         pfx = prefix.encode()
         end = prefix_end_bytes(pfx)
         nxt = from_revision + 1  # etcd's start_revision is inclusive

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from centaurus.store.base import Event
 
@@ -69,7 +69,7 @@ class FanOut:
             w.wakeup.set()
         self._watchers.clear()
 
-    async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
+    async def watch(self, prefix: str, from_revision: int) -> AsyncGenerator[Event, None]:
         w = _Watcher(prefix)
         self._watchers.add(w)
         last = from_revision

@@ -21,7 +21,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -174,7 +174,7 @@ class SqliteStore:
     ) -> tuple[list[KV], int, bool]:
         return await self._read(self._list_sync, prefix, limit, start_after, revision)
 
-    def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
+    def watch(self, prefix: str, from_revision: int) -> AsyncGenerator[Event, None]:
         self._check_open()
         return self._fanout.watch(prefix, from_revision)
 

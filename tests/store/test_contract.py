@@ -38,7 +38,7 @@ async def collect(store: Store, prefix: str, from_revision: int, n: int, timeout
                 if len(out) == n:
                     break
     finally:
-        await it.aclose()  # type: ignore[attr-defined]
+        await it.aclose()
     return out
 
 
@@ -244,7 +244,7 @@ async def test_close_ends_pending_watches(make_store: object) -> None:
     s: Store = make_store()
     await s.start()
     it = s.watch("/close/", await s.revision())
-    task = asyncio.create_task(anext(it))  # type: ignore[arg-type]
+    task = asyncio.create_task(anext(it))
     await asyncio.sleep(0.1)
     await s.close()
     with contextlib.suppress(StopAsyncIteration):

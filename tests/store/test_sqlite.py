@@ -37,7 +37,7 @@ async def test_slow_watcher_catches_up_from_history(tmp_path: Path) -> None:
     try:
         start = await s.revision()
         it = s.watch("/w/", start)
-        first = asyncio.create_task(anext(it))  # type: ignore[arg-type]
+        first = asyncio.create_task(anext(it))
         await asyncio.sleep(0.05)
         await asyncio.gather(*(s.create(f"/w/{i:04d}", b"v") for i in range(500)))
         got: list[Event] = [await first]
@@ -46,7 +46,7 @@ async def test_slow_watcher_catches_up_from_history(tmp_path: Path) -> None:
                 got.append(ev)
                 if len(got) == 500:
                     break
-        await it.aclose()  # type: ignore[attr-defined]
+        await it.aclose()
         assert [e.kv.mod_revision for e in got] == list(range(start + 1, start + 501))
     finally:
         await s.close()
@@ -58,7 +58,7 @@ async def test_lagging_watcher_whose_history_was_compacted_ends_with_compacted(t
     s._fanout.max_buffer = 10
     try:
         it = s.watch("/c/", await s.revision())
-        first = asyncio.create_task(anext(it))  # type: ignore[arg-type]
+        first = asyncio.create_task(anext(it))
         await asyncio.sleep(0.05)
         await s.create("/c/first", b"v")
         assert (await first).kv.key == "/c/first"
