@@ -423,11 +423,15 @@ async def patch_(call: Call) -> web.Response:
 
     def apply(cur: dict[str, Any]) -> dict[str, Any]:
         if sub == "scale":
-            scaled = patch.apply_patch(flavour, _scale_of(cur), body, True)
+            scaled = patch.apply_patch(flavour, _scale_of(cur), body, False)
             cur.setdefault("spec", {})["replicas"] = (scaled.get("spec") or {}).get("replicas")
             return cur
         new = patch.apply_patch(flavour, cur, body, call.kind.crd is not None)
         new = validation.check_type(call.kind, new)
+        if (new.get("metadata") or {}).get("name") != call.name:
+            raise ApiStatusError(
+                400, f"the name of the object does not match the name on the URL ({call.name})", "BadRequest"
+            )
         new = lifecycle.prepare_update(call.kind, new, cur, sub)
         validation.validate(call.kind, new)
         return new

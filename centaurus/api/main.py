@@ -78,6 +78,21 @@ async def ensure_system_tenant(storage: Storage) -> None:
     }
     with contextlib.suppress(AlreadyExists):
         await store.create(TENANTS.key(SYSTEM, None, SYSTEM), encode_for_store(obj))
+    ns = must("", "v1", "namespaces")
+    ns_doc = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "default",
+            "tenant": SYSTEM,
+            "uid": "00000000-0000-0000-0002-000000000000",
+            "creationTimestamp": now_rfc3339(),
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+    with contextlib.suppress(AlreadyExists):
+        await store.create(ns.key(SYSTEM, None, "default"), encode_for_store(ns_doc))
     sc = must("", "v1", "storageclusters")
     for i, part in enumerate(storage.parts):
         addr = getattr(part.store, "path", None) or ",".join(getattr(part.store, "endpoints", []) or [])

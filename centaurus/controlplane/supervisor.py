@@ -190,7 +190,15 @@ class ControlPlane:
                     st,
                     Component(
                         "controllers",
-                        [sys.executable, "-m", "centaurus.controllers", "--kubeconfig", str(self.kubeconfig), "--log-level", "INFO"],
+                        [
+                            sys.executable,
+                            "-m",
+                            "centaurus.controllers",
+                            "--kubeconfig",
+                            str(self.kubeconfig),
+                            "--log-level",
+                            "INFO",
+                        ],
                     ),
                 )
             for hook in COMPONENT_HOOKS:

@@ -44,8 +44,13 @@ class Server:
         self.dir = cp.dir
         self._clients: dict[tuple[str, str, str], ApiClient] = {}
 
-    def kubeconfig(self, tenant: str = "system", user: str = "admin", auth: str = "token",
-                   groups: list[str] | None = None) -> Path:
+    def kubeconfig(
+        self,
+        tenant: str = "system",
+        user: str = "admin",
+        auth: str = "token",
+        groups: list[str] | None = None,
+    ) -> Path:
         if tenant == "system" and user == "admin" and auth == "token":
             return self.cp.kubeconfig
         out = self.dir / "kc" / f"{tenant}-{user}-{auth}.yaml"
@@ -63,7 +68,9 @@ class Server:
         name = name or uid("t")
         spec = {"storageClusterId": storage_cluster} if storage_cluster is not None else {}
         api = self.client()
-        api.create("tenants", {"apiVersion": "v1", "kind": "Tenant", "metadata": {"name": name}, "spec": spec})
+        api.create(
+            "tenants", {"apiVersion": "v1", "kind": "Tenant", "metadata": {"name": name}, "spec": spec}
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with contextlib.suppress(ApiError):
@@ -97,8 +104,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "etcd"])
-def any_server(request: pytest.FixtureRequest, server: Server,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def any_server(
+    request: pytest.FixtureRequest, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """The store-parametrized subset: the shared sqlite server, and an etcd-backed one."""
     if request.param == "sqlite":
         yield server
@@ -119,10 +127,15 @@ class Kubectl:
         self.binary = KUBECTL[version]
         workdir.mkdir(parents=True, exist_ok=True)
 
-    def run(self, *args: str, input: str | None = None, check: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.binary), f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.workdir / 'cache'}",
-                *args]
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [
+            str(self.binary),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.workdir / 'cache'}",
+            *args,
+        ]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.workdir)}
         res = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env)
         if check and res.returncode != 0:
@@ -133,8 +146,12 @@ class Kubectl:
         return json.loads(self.run(*args, "-o", "json").stdout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        argv = [str(self.binary), f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.workdir / 'cache'}",
-                *args]
+        argv = [
+            str(self.binary),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.workdir / 'cache'}",
+            *args,
+        ]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.workdir)}
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

@@ -79,8 +79,16 @@ def test_core_kinds_in_two_tenants(server: Server, kubectl_for: Any) -> None:
         table = k.run("get", "pods", "-n", "apps").stdout
         assert table.split()[:5] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], table
         k.run("patch", "deployment", "web", "-n", "apps", "-p", '{"spec":{"replicas":5}}')
-        k.run("patch", "deployment", "web", "-n", "apps", "--type=json",
-              "-p", '[{"op":"replace","path":"/spec/replicas","value":4}]')
+        k.run(
+            "patch",
+            "deployment",
+            "web",
+            "-n",
+            "apps",
+            "--type=json",
+            "-p",
+            '[{"op":"replace","path":"/spec/replicas","value":4}]',
+        )
         k.run("patch", "configmap", "same", "-n", "apps", "--type=merge", "-p", '{"data":{"x":"y"}}')
         assert k.json("get", "deployment", "web", "-n", "apps")["spec"]["replicas"] == 4
         assert k.json("get", "cm", "same", "-n", "apps")["data"] == {"tenant": t, "x": "y"}
@@ -137,8 +145,10 @@ def test_yaml_manifest_list_apply(server: Server, kubectl_for: Any) -> None:
     """A multi-document manifest applies and re-applies unchanged (no-op second apply)."""
     t = server.tenant()
     k = kubectl_for(t)
-    docs = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"m{i}"}, "data": {"i": str(i)}}
-            for i in range(3)]
+    docs = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"m{i}"}, "data": {"i": str(i)}}
+        for i in range(3)
+    ]
     text = yaml.safe_dump_all(docs)
     k.run("apply", "-n", "default", "-f", "-", input=text)
     out = k.run("apply", "-n", "default", "-f", "-", input=text).stdout

@@ -41,11 +41,18 @@ def test_cross_tenant_every_verb_both_paths(server: Server) -> None:
         "list": lambda: a.list("configmaps", namespace="default", tenant=tb),
         "watch": lambda: next(a.watch("configmaps", namespace="default", tenant=tb, timeout_seconds=1)),
         "create": lambda: a.create("configmaps", cm("x"), namespace="default", tenant=tb),
-        "update": lambda: a.replace("configmaps", {**cm("secret-a"), "metadata": {"name": "secret-a",
-                                                   "namespace": "default"}}, tenant=tb),
-        "patch": lambda: a.patch("configmaps", "secret-a", {"data": {"v": "x"}}, namespace="default", tenant=tb),
+        "update": lambda: a.replace(
+            "configmaps",
+            {**cm("secret-a"), "metadata": {"name": "secret-a", "namespace": "default"}},
+            tenant=tb,
+        ),
+        "patch": lambda: a.patch(
+            "configmaps", "secret-a", {"data": {"v": "x"}}, namespace="default", tenant=tb
+        ),
         "delete": lambda: a.delete("configmaps", "secret-a", namespace="default", tenant=tb),
-        "deletecollection": lambda: a.request("DELETE", f"/api/v1/tenants/{tb}/namespaces/default/configmaps"),
+        "deletecollection": lambda: a.request(
+            "DELETE", f"/api/v1/tenants/{tb}/namespaces/default/configmaps"
+        ),
         "tenant get": lambda: a.get("tenants", tb),
         "all tenants": lambda: a.get_json("/api/v1/tenants/all/configmaps"),
     }
@@ -62,7 +69,10 @@ def test_cross_tenant_every_verb_both_paths(server: Server) -> None:
     assert a.get("configmaps", "own", namespace="default")["metadata"]["tenant"] == ta
     assert a.get("tenants", ta)["metadata"]["name"] == ta  # its own Tenant object is readable
     assert code(lambda: a.list("tenants")) == 403
-    assert code(lambda: a.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})) == 403
+    assert (
+        code(lambda: a.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}))
+        == 403
+    )
 
 
 def test_lists_and_watches_stay_inside_the_tenant(server: Server) -> None:
@@ -70,8 +80,11 @@ def test_lists_and_watches_stay_inside_the_tenant(server: Server) -> None:
     a, b = server.client(ta), server.client(tb)
     seen: list[dict[str, Any]] = []
     lst = a.list("configmaps")  # all namespaces of ta
-    t = threading.Thread(target=lambda: seen.extend(a.watch("configmaps", resource_version=lst["metadata"][
-        "resourceVersion"], timeout_seconds=3)))
+    t = threading.Thread(
+        target=lambda: seen.extend(
+            a.watch("configmaps", resource_version=lst["metadata"]["resourceVersion"], timeout_seconds=3)
+        )
+    )
     t.start()
     time.sleep(0.5)
     b.create("configmaps", cm("from-b"), namespace="default")
@@ -108,8 +121,15 @@ def test_tenants_land_in_different_partitions(server: Server) -> None:
         assert keys
     assert found == {"0": {"marker-a"}, "1": {"marker-b"}}, found
     with pytest.raises(ApiError) as err:
-        api.create("tenants", {"apiVersion": "v1", "kind": "Tenant", "metadata": {"name": "cl-bad-part"},
-                               "spec": {"storageClusterId": "9"}})
+        api.create(
+            "tenants",
+            {
+                "apiVersion": "v1",
+                "kind": "Tenant",
+                "metadata": {"name": "cl-bad-part"},
+                "spec": {"storageClusterId": "9"},
+            },
+        )
     assert err.value.code == 422
 
 
