@@ -1,6 +1,6 @@
 """Embedded store: one SQLite file (WAL) per data partition, with etcd's revision semantics.
 
-Layout (see ``_SCHEMA``): ``history`` has one row per committed change -- its rowid *is* the
+Layout (see ``SCHEMA``): ``history`` has one row per committed change -- its rowid *is* the
 store revision, and it holds the value, so a live value is stored exactly once (in the row of its
 latest change); ``kv`` maps each live key to its create/mod revision (a prefix list is a range
 scan of ``kv`` joined to ``history`` by rowid); ``meta`` holds the current and compacted revision.
@@ -10,7 +10,8 @@ supersedes, plus tombstones, exactly like etcd; so reads at any kept revision st
 Threads: one writer thread owns the write connection and applies queued writes in batches
 (one transaction per batch, one revision per write, each future resolved only after COMMIT);
 reads run on a small pool with one read connection per thread (WAL readers never block the
-writer). The event loop only enqueues and awaits.
+writer); a checkpointer thread copies the WAL into the database file so that no COMMIT pays
+for it. The event loop only enqueues and awaits.
 """
 
 from __future__ import annotations
@@ -39,27 +40,19 @@ from centaurus.store.base import (
 )
 from centaurus.store.fanout import FanOut
 from centaurus.store.keys import prefix_end
+from centaurus.store.sqlite_sql import (
+    PUT,
+    SCHEMA,
+    Checkpointer,
+    compact_history,
+    list_at,
+    list_latest,
+    read_meta,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_PUT, _DELETE = 0, 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS history (
-    rev INTEGER PRIMARY KEY,          -- store revision of this change
-    key TEXT NOT NULL,
-    type INTEGER NOT NULL,            -- 0 put, 1 delete (tombstone)
-    value BLOB,                       -- NULL for a tombstone
-    create_rev INTEGER NOT NULL,
-    prev_rev INTEGER NOT NULL         -- previous change of this key, 0 if it did not exist
-);
-CREATE INDEX IF NOT EXISTS history_key_rev ON history (key, rev);
-CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY, create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 0);
-"""
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _MAX_BATCH = 512
 
@@ -263,7 +256,7 @@ class SqliteStore:
         hi = prefix_end(prefix)
         conn.execute("BEGIN")
         try:
-            current, compacted = _meta(conn)
+            current, compacted = read_meta(conn)
             if revision:
                 if revision < compacted:
                     raise Compacted(revision, compacted)
@@ -271,9 +264,9 @@ class SqliteStore:
                     raise FutureRevision(revision, current)
             read_at = revision or current
             if revision and revision < current:
-                items, more = _list_at(conn, lo, lo_op, hi, limit, revision)
+                items, more = list_at(conn, lo, lo_op, hi, limit, revision)
             else:
-                items, more = _list_latest(conn, lo, lo_op, hi, limit)
+                items, more = list_latest(conn, lo, lo_op, hi, limit)
         finally:
             conn.execute("COMMIT")
         return items, read_at, more
@@ -286,7 +279,7 @@ class SqliteStore:
         hi = prefix_end(prefix)
         conn.execute("BEGIN")
         try:
-            _, compacted = _meta(conn)
+            _, compacted = read_meta(conn)
             if after < compacted:
                 raise Compacted(after, compacted)
             sql = (
@@ -306,7 +299,7 @@ class SqliteStore:
         events = []
         for rev, key, typ, value, create_rev, prev_rev, pvalue, pcreate in rows:
             prev = KV(key, pvalue, pcreate, prev_rev) if prev_rev and pvalue is not None else None
-            if typ == _PUT:
+            if typ == PUT:
                 events.append(Event("PUT", KV(key, value, create_rev, rev), prev))
             else:
                 last = pvalue if pvalue is not None else b""
@@ -320,11 +313,12 @@ class SqliteStore:
         assert loop is not None
         try:
             conn = self._open_writer()
-            rev = _meta(conn)[0]
+            rev = read_meta(conn)[0]
         except BaseException as exc:  # report the open failure to start()
             err = StoreUnavailable(f"cannot open {self.path}: {exc}")
             loop.call_soon_threadsafe(_settle, ready, None, err)
             return
+        checkpointer = Checkpointer(self.path, self.name)
         loop.call_soon_threadsafe(_settle, ready, rev, None)
         stop_fut: asyncio.Future[Any] | None = None
         while stop_fut is None:
@@ -354,6 +348,7 @@ class SqliteStore:
                 if rev != start_rev:
                     conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (rev,))
                 conn.execute("COMMIT")
+                checkpointer.notify()
             except sqlite3.Error as exc:
                 log.error("sqlite store %s: commit failed: %s", self.name, exc)
                 with contextlib.suppress(sqlite3.Error):
@@ -364,6 +359,7 @@ class SqliteStore:
                 events = []
             if results or events:
                 loop.call_soon_threadsafe(self._deliver, results, events, rev)
+        checkpointer.close()
         conn.close()
         loop.call_soon_threadsafe(_settle, stop_fut, None, None)
 
@@ -373,7 +369,9 @@ class SqliteStore:
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute(f"PRAGMA cache_size = -{self._cache_kib}")
         conn.execute("PRAGMA mmap_size = 1073741824")
-        conn.executescript(_SCHEMA)
+        # Checkpoints run on the Checkpointer thread; this is only a backstop (~80 MB of WAL).
+        conn.execute("PRAGMA wal_autocheckpoint = 20000")
+        conn.executescript(SCHEMA)
         return conn
 
     def _apply(self, conn: sqlite3.Connection, op: str, args: tuple[Any, ...], rev: int
@@ -381,7 +379,7 @@ class SqliteStore:
         """One write inside the batch transaction; checks before it writes, so a failed write
         leaves nothing behind. Returns (result, event, new revision)."""
         if op == "compact":
-            _compact(conn, args[0], rev)
+            compact_history(conn, args[0], rev)
             return None, None, rev
         key: str = args[0]
         row = conn.execute(
@@ -430,72 +428,3 @@ def _settle(fut: asyncio.Future[Any] | None, value: Any, exc: BaseException | No
         fut.set_exception(exc)
     else:
         fut.set_result(value)
-
-
-def _meta(conn: sqlite3.Connection) -> tuple[int, int]:
-    rows = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-    return int(rows["revision"]), int(rows["compacted"])
-
-
-def _list_latest(conn: sqlite3.Connection, lo: str, lo_op: str, hi: str | None, limit: int
-                 ) -> tuple[list[KV], bool]:
-    sql = (
-        "SELECT k.key, h.value, k.create_rev, k.mod_rev FROM kv k JOIN history h ON h.rev = k.mod_rev"
-        f" WHERE k.key {lo_op} ?"
-    )
-    args: list[Any] = [lo]
-    if hi is not None:
-        sql += " AND k.key < ?"
-        args.append(hi)
-    sql += " ORDER BY k.key"
-    if limit:
-        sql += " LIMIT ?"
-        args.append(limit + 1)
-    items = [KV(*row) for row in conn.execute(sql, args)]
-    more = bool(limit) and len(items) > limit
-    return (items[:limit] if more else items), more
-
-
-def _list_at(conn: sqlite3.Connection, lo: str, lo_op: str, hi: str | None, limit: int, revision: int
-             ) -> tuple[list[KV], bool]:
-    """Keys as they were at ``revision``: per key, its latest change at or before it, if a PUT.
-    Walks the (key, rev) index in key order in chunks so a page does not scan the whole range."""
-    items: list[KV] = []
-    want = limit + 1 if limit else 0
-    chunk = max(256, want)
-    while True:
-        sql = f"SELECT key, max(rev) FROM history WHERE key {lo_op} ? AND rev <= ?"
-        args: list[Any] = [lo, revision]
-        if hi is not None:
-            sql += " AND key < ?"
-            args.append(hi)
-        sql += " GROUP BY key ORDER BY key LIMIT ?"
-        args.append(chunk)
-        heads = conn.execute(sql, args).fetchall()
-        for key, rev in heads:
-            typ, value, create_rev = conn.execute(
-                "SELECT type, value, create_rev FROM history WHERE rev = ?", (rev,)
-            ).fetchone()
-            if typ == _PUT:
-                items.append(KV(key, value, create_rev, rev))
-                if want and len(items) >= want:
-                    return items[:limit], True
-        if len(heads) < chunk:
-            return items, False
-        lo, lo_op = heads[-1][0], ">"
-
-
-def _compact(conn: sqlite3.Connection, revision: int, current: int) -> None:
-    """Drop history rows superseded at or before ``revision`` and tombstones at or before it."""
-    _, compacted = _meta(conn)
-    if revision <= compacted:
-        return
-    if revision > current:
-        raise FutureRevision(revision, current)
-    conn.execute(
-        "DELETE FROM history WHERE rev IN"
-        " (SELECT prev_rev FROM history WHERE rev > ? AND rev <= ? AND prev_rev > 0)",
-        (compacted, revision),
-    )
-    conn.execute("DELETE FROM history WHERE rev > ? AND rev <= ? AND type = 1", (compacted, revision))
-    conn.execute("UPDATE meta SET value = ? WHERE name = 'compacted'", (revision,))
