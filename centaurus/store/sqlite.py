@@ -55,6 +55,7 @@ T = TypeVar("T")
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _MAX_BATCH = 512
+_COMPACT_STEP = 5000
 
 # One write request: (op, args, future). op in create/update/delete/compact/stop.
 _Op = tuple[str, tuple[Any, ...], "asyncio.Future[Any] | None"]
@@ -190,7 +191,15 @@ class SqliteStore:
         return result
 
     async def compact(self, revision: int) -> None:
-        await self._write("compact", revision)
+        """Compacts in steps of ``_COMPACT_STEP`` revisions, each its own short transaction in
+        the writer queue, so a large compaction never stalls the writes queued behind it."""
+        self._check_open()
+        if revision > self._rev:
+            raise FutureRevision(revision, self._rev)
+        done = await self._read(self._compacted_sync)
+        while done < revision:
+            done = min(revision, done + _COMPACT_STEP)
+            await self._write("compact", done)
 
     # ---- plumbing on the loop ------------------------------------------------------------------
 
@@ -270,6 +279,9 @@ class SqliteStore:
         finally:
             conn.execute("COMMIT")
         return items, read_at, more
+
+    def _compacted_sync(self) -> int:
+        return read_meta(self._conn())[1]
 
     async def _replay(self, prefix: str, after: int, limit: int) -> Sequence[Event]:
         return await self._read(self._replay_sync, prefix, after, limit)

@@ -14,7 +14,7 @@ import pytest
 
 from centaurus.store.base import Store
 
-KINDS = ["sqlite", "etcd"]
+KINDS = ["sqlite", pytest.param("etcd", marks=pytest.mark.integration)]
 
 
 @pytest.fixture
@@ -37,8 +37,6 @@ def etcd_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[st
 
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "etcd":
-        request.applymarker(pytest.mark.integration)
     return str(request.param)
 
 

@@ -121,3 +121,28 @@ async def test_compaction_keeps_current_values_and_shrinks_history(tmp_path: Pat
         assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+async def test_large_compaction_runs_in_steps_between_writes(tmp_path: Path) -> None:
+    s = SqliteStore(path=tmp_path / "big.db")
+    await s.start()
+    try:
+        await asyncio.gather(*(s.create(f"/big/{i:05d}", b"v") for i in range(12_000)))
+        await asyncio.gather(*(s.delete(f"/big/{i:05d}") for i in range(11_000)))
+        target = await s.revision()
+        compaction = asyncio.create_task(s.compact(target))
+        during = await s.create("/other/during", b"x")  # not stuck behind the whole compaction
+        await compaction
+        assert during.mod_revision > target
+        items, _, _ = await s.list("/big/")
+        assert len(items) == 1000
+        with pytest.raises(Compacted):
+            await s.list("/big/", revision=target - 1)
+    finally:
+        await s.close()
+    conn = sqlite3.connect(tmp_path / "big.db")
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()[0] == target
+        assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 1001  # 1000 live + "during"
+    finally:
+        conn.close()
