@@ -72,6 +72,18 @@ def join_netns(name: str) -> None:
         os.close(fd)
 
 
+def local_ifindexes(ov: Any) -> list[int]:
+    """Endpoint veths bound to the agent (``cl_ifaces`` entries in use: vni != 0)."""
+    lister = getattr(ov, "local_ifaces", None)
+    if lister is not None:
+        return [int(i) for i, _ in lister()]
+    out: list[int] = []
+    for m in (ov.ifaces, getattr(ov, "ifaces_x", None)):
+        if m is not None:
+            out += [int(i) for i, v in m.items() if v.vni]
+    return out
+
+
 class Daemon:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -106,7 +118,7 @@ class Daemon:
         if xdp.query(ifindex).prog_id != progs["cl_transit"].id:
             ov.attach_transit(ifindex, mode=a.mode)
         agent_id = progs["cl_agent"].id
-        for ifi, _ in list(ov.ifaces.items()):
+        for ifi in local_ifindexes(ov):
             try:
                 socket.if_indextoname(int(ifi))
             except OSError:  # the veth went away while we were down
@@ -117,7 +129,7 @@ class Daemon:
                 ov.attach_agent(int(ifi), mode=a.mode)
         log.info("droplet %s: %s transit on %s (%s, %s), %d local endpoint(s)", a.droplet,
                  "adopted" if adopted else "loaded", a.ifname, host_ip, host_mac,
-                 sum(1 for _ in ov.ifaces.items()))
+                 len(local_ifindexes(ov)))
         return TransitService(ov, a.droplet, host_ip, host_mac, a.ifname, adopted, self.request_stop)
 
     def request_stop(self, cleanup: bool) -> None:

@@ -75,6 +75,14 @@ def _cidr_str(ip: int, mask: int) -> str:
     return str(net)
 
 
+def _in_use(value: Any) -> bool:
+    """Array maps list every slot: only non-zero values are entries."""
+    try:
+        return any(bytes(value))
+    except TypeError:
+        return bool(value)
+
+
 class TransitService:
     """One droplet's control surface; ``shutdown_cb`` ends the daemon after Shutdown."""
 
@@ -458,7 +466,7 @@ class TransitService:
     # ---- counters --------------------------------------------------------------------------------
     async def Stats(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         def do() -> Any:
-            counts = {name: sum(1 for _ in m.items()) for name, m in self.ov.maps.items()
+            counts = {name: sum(1 for _, v in m.items() if _in_use(v)) for name, m in self.ov.maps.items()
                       if name not in ("cl_counters", "cl_config")}
             return pb.StatsReply(counters=self.ov.stats(), maps=counts)
         return await self._run(context, do)
