@@ -106,6 +106,7 @@ class Partitions:
         self._stores = list(stores)
         self.placement = placement
         self._bound: dict[str, int] = {}
+        self._compactors: list[asyncio.Task[None]] = []
 
     @classmethod
     async def open(
@@ -139,7 +140,18 @@ class Partitions:
         return cls(results, placement=placement)  # type: ignore[arg-type]
 
     async def close(self) -> None:
+        for t in self._compactors:
+            t.cancel()
+        self._compactors.clear()
         await asyncio.gather(*(s.close() for s in self._stores), return_exceptions=True)
+
+    def start_compactors(self, interval: float = 300.0) -> None:
+        """Compact every partition periodically (see :mod:`centaurus.store.compactor`);
+        stopped by :meth:`close`."""
+        from centaurus.store.compactor import compact_periodically
+
+        if not self._compactors:
+            self._compactors = [asyncio.create_task(compact_periodically(s, interval)) for s in self._stores]
 
     # ---- mapping -------------------------------------------------------------------------------
 

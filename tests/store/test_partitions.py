@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from centaurus.store.base import Event
+from centaurus.store.base import Compacted, Event
 from centaurus.store.partitions import (
     SYSTEM_TENANT,
     Partitions,
@@ -168,3 +168,23 @@ async def test_unknown_kind_and_bad_count_fail_clearly(tmp_path: Path) -> None:
         await Partitions.open("nosuchstore", 1, tmp_path)
     with pytest.raises(ValueError):
         await Partitions.open("sqlite", 0, tmp_path)
+
+
+async def test_compactors_forget_old_history(tmp_path: Path) -> None:
+    parts = await Partitions.open("sqlite", 2, tmp_path)
+    try:
+        s0 = parts.store(0)
+        first = await s0.create("/c/a", b"1")
+        await s0.update("/c/a", b"2", first.mod_revision)
+        parts.start_compactors(interval=0.05)
+        async with asyncio.timeout(10):
+            while True:  # two rounds: the first only notes the revision
+                try:
+                    await s0.list("/c/", revision=first.mod_revision)
+                except Compacted:
+                    break
+                await asyncio.sleep(0.02)
+        items, _, _ = await s0.list("/c/")
+        assert [i.value for i in items] == [b"2"]
+    finally:
+        await parts.close()
