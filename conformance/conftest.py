@@ -1,3 +1,4 @@
-"""The conformance suite runs through the harness plugin (options, fixtures, results.json)."""
+"""The conformance suite runs through the harness plugin (options, fixtures, results.json); the
+suite's own helper fixtures live in ``support/fixtures.py``."""
 
-pytest_plugins = ["centaurus.harness.plugin"]
+pytest_plugins = ["centaurus.harness.plugin", "support.fixtures"]

@@ -3,7 +3,9 @@
 A target is either started by the project (``builtin``) or already running somewhere
 (``kubeconfig=PATH``). Tests ask the target for clients and kubeconfigs per (tenant, user) and
 check :meth:`Target.capabilities` before using an optional feature: a test whose feature the
-target lacks is reported ``not-applicable`` -- never silently passed.
+target lacks is reported ``not-applicable`` -- never silently passed -- unless the target lists the
+feature in its optional ``promised_capabilities`` attribute (the builtin target promises all of
+them): then the missing feature fails the test, because it is simply not built yet.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ CAPABILITIES: dict[str, str] = {
     "edge": "Fornax edge layer (missions, edge clusters, gateways)",
     "csi": "CSI volumes",
     "portal": "management portal",
+    "tenant-partitions": "regional control plane of tenant partitions and resource managers",
+    "fault-injection": "components()/stop_component()/start_component() for failure tests",
 }
 
 

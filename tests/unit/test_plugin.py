@@ -370,3 +370,25 @@ def test_results_json_matches_golden(suite: Suite) -> None:
     for r in got["requirements"]:
         assert {"id", "status", "measured", "threshold", "unit", "tests"} <= r.keys()
     assert {"hostname", "kernel", "cpu", "tools", "python", "commit"} <= set(got["environment"])
+
+
+def test_promised_but_missing_capability_fails_instead_of_not_applicable(suite: Suite) -> None:
+    """The builtin target promises every capability: lacking one is not-met, not not-applicable."""
+    suite.pytester.makeconftest(CONFTEST.replace("    name = \"fake\"\n",
+                                                 "    name = \"fake\"\n    promised_capabilities = "
+                                                 "frozenset({\"tenants\"})\n"))
+    suite.pytester.makepyfile(test_promise='''
+import pytest
+
+@pytest.mark.requirement("API-2")
+def test_tenants(requires):
+    requires("tenants")
+
+@pytest.mark.requirement("TEN-2")
+def test_nodes(requires):
+    requires("nodes")
+''')
+    res = suite.run()
+    res.assert_outcomes(failed=1, skipped=1)
+    res.stdout.fnmatch_lines(["*target 'fake' does not provide tenants yet*"])
+    assert suite.status()["API-2"] == "not-met" and suite.status()["TEN-2"] == "not-applicable"
