@@ -10,7 +10,7 @@ LAB ?= netns
 SPEC ?= labs/default.yaml
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap conformance test lint unit integration conformance-ratchet perf lab-up lab-down clean help
+.PHONY: bootstrap conformance test lint unit integration conformance-ratchet perf perf-api lab-up lab-down clean help
 
 help:
 	@echo "make conformance   bring up the netns lab with the builtin implementation, run the suite, write $(REPORT_DIR)/"
@@ -43,6 +43,12 @@ conformance-ratchet: bootstrap
 
 perf: bootstrap
 	$(CENT) perf run --all --short --report-dir $(REPORT_DIR)
+
+## API latency per (resource, verb) at a fixed offered rate with 100k pods stored, raw store p99
+## measured in the same run; PerfData to $(REPORT_DIR)/perf-api.json (PERF_API_ARGS: --pods --rate ...).
+PERF_API_ARGS ?=
+perf-api: bootstrap
+	$(PY) perf/api_bench.py --report-dir $(REPORT_DIR) $(PERF_API_ARGS)
 
 lab-up: bootstrap
 	$(CENT) lab up --spec $(SPEC)

@@ -97,6 +97,9 @@ class Admission:
                 "Forbidden",
             )
 
+    def has_quota(self, tenant: str, namespace: str) -> bool:
+        return next(iter(self.storage.cached(QUOTAS, tenant, namespace)), None) is not None
+
     def check_quota(self, kind: K.Kind, tenant: str, namespace: str, obj: dict[str, Any]) -> None:
         quotas = [e.obj for e in self.storage.cached(QUOTAS, tenant, namespace)]
         if not quotas:

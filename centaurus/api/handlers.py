@@ -258,6 +258,12 @@ async def create(call: Call) -> web.Response:
     if kind.namespaced:
         ns = obj["metadata"]["namespace"]
         call.admission.check_namespace(call.tenant, ns)
+        if not call.admission.has_quota(call.tenant, ns):
+            # no ResourceQuota here: nothing to serialize (the common, fast path)
+            if call.dry_run:
+                return respond(call, obj, 201)
+            out = await _store_create(call, obj, name)
+            return respond(call, out, 201)
         async with call.admission.lock(call.tenant, ns):
             await call.storage.part_for(kind, call.tenant).sync()
             call.admission.check_quota(kind, call.tenant, ns, obj)

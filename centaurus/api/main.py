@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -123,6 +124,12 @@ async def run(args: argparse.Namespace) -> None:
     storage = Storage(stores)
     await storage.start()
     await ensure_system_tenant(storage)
+    # the watch cache holds millions of long-lived objects: move them out of the cyclic GC's
+    # generations and collect rarely, or every gen-2 pass walks the whole cache (100k pods:
+    # p50 latency x20, measured with perf/api_bench.py)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 100, 1000)
     cfg = ServerConfig(
         host=args.host,
         port=args.port,
