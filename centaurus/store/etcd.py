@@ -317,7 +317,7 @@ class EtcdStore:
     async def compact(self, revision: int) -> None:
         try:
             req = pb.CompactionRequest(revision=revision, physical=True)
-            await self._call(self._compact, req, write=True)
+            await self._call(self._compact, req, write=False)  # idempotent: safe to retry
         except grpc.aio.AioRpcError as exc:
             details = exc.details() or ""
             if _ERR_COMPACTED in details:

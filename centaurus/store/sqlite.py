@@ -146,7 +146,7 @@ class SqliteStore:
         await asyncio.to_thread(self._writer.join)
         self._writer = None
         if self._readers is not None:
-            self._readers.shutdown(wait=True)
+            await asyncio.to_thread(self._readers.shutdown, True)
             self._readers = None
         with self._conns_lock:
             for conn in self._read_conns:
