@@ -454,7 +454,7 @@ class TransitService:
                 out.vpcs.append(pb.Vpc(vni=int(vni), cidr=_cidr_str(v.cidr_ip, v.cidr_mask),
                                        dividers=[M.ip4_str(v.dividers[i]) for i in range(v.ndividers)]))
             for k, n in self.ov.networks.items():
-                out.nets.append(pb.Net(vni=k.vni, cidr=_cidr_str(n.cidr_ip, n.cidr_mask), net_id=n.net_id,
+                out.networks.append(pb.Net(vni=k.vni, cidr=_cidr_str(n.cidr_ip, n.cidr_mask), net_id=n.net_id,
                                        bouncers=[M.ip4_str(n.bouncers[i]) for i in range(n.nbouncers)]))
             for k, e in self.ov.endpoints.items():
                 out.endpoints.append(self._ep_msg(k, e))

@@ -152,7 +152,7 @@ def test_transitd_crash_keeps_forwarding(xdp_lab: Any) -> None:
     after = lab.dataplane.client(lab.droplet("d3")).dump()
     assert sorted(e.ip + str(e.vni) + e.veth for e in after.endpoints) == \
         sorted(e.ip + str(e.vni) + e.veth for e in before.endpoints)
-    assert len(after.nets) == len(before.nets) and len(after.vpcs) == len(before.vpcs)
+    assert len(after.networks) == len(before.networks) and len(after.vpcs) == len(before.vpcs)
     progs = {p.name: list(p.interfaces) for p in st.programs}
     assert progs["cl_transit"] == ["eth0"] and "ve-a2" in progs["cl_agent"], progs
     assert traffic.ping(lab, "a2", "10.10.1.10", count=3) == 3

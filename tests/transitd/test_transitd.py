@@ -92,7 +92,7 @@ def test_bad_requests_get_clear_codes(lab: Any) -> None:
     # nothing of the rejected requests reached the maps
     dump = c.dump()
     assert {v.vni for v in dump.vpcs} == {3001}
-    assert {n.cidr for n in dump.nets} == {"10.30.1.0/24"}
+    assert {n.cidr for n in dump.networks} == {"10.30.1.0/24"}
 
 
 def test_updates_are_idempotent_and_read_back(lab: Any) -> None:
@@ -149,6 +149,24 @@ def test_cli(lab: Any) -> None:
     sock = lab.droplet("d1").transitd.removeprefix("unix:")
     r = subprocess.run([*cent, "status", "--socket", sock], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["droplet"] == "d1"
+
+
+def test_cli_global_address_and_json_roundtrip(lab: Any) -> None:
+    """``transit --address ADDR VERB -o json`` (options before the verb), and ``update-ep --json``
+    with an endpoint exactly as ``dump`` printed it."""
+    cent = [sys.executable, "-m", "centaurus.cli.main", "transit", "--address", lab.droplet("d2").transitd]
+    r = subprocess.run([*cent, "dump", "-o", "json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) >= {"vpcs", "networks", "endpoints", "droplets"}
+    entry = next(e for e in doc["endpoints"] if e["ip"] == "10.30.1.20")
+    assert entry["veth"] == "ve-r1" and entry["host_ip"] == "10.198.0.2"
+    r = subprocess.run([*cent, "update-ep", "--json", json.dumps(entry)], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["changed"] is False, r.stdout + r.stderr
+    r = subprocess.run([*cent, "update-ep", "--json", "[1]"], capture_output=True, text=True)
+    assert r.returncode == 1 and "--json" in r.stderr
+    r = subprocess.run([*cent, "stats", "-o", "yaml"], capture_output=True, text=True)
+    assert r.returncode == 0 and "counters:" in r.stdout
 
 
 def test_sigterm_leaves_the_dataplane_and_restart_adopts(lab: Any) -> None:
