@@ -210,6 +210,8 @@ class EtcdStore:
         try:
             return await self._call(self._txn, request, write=True)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:  # e.g. value over --max-request-bytes
+                raise ValueError(f"etcd {self.name}: {exc.details()}") from None
             raise StoreUnavailable(f"etcd {self.name}: {exc.code().name}: {exc.details()}") from exc
 
     # ---- reads ---------------------------------------------------------------------------------
@@ -267,6 +269,8 @@ class EtcdStore:
     # ---- writes --------------------------------------------------------------------------------
 
     async def create(self, key: str, value: bytes) -> KV:
+        if not key:
+            raise ValueError("an empty key is not allowed")
         k = key.encode()
         resp = await self._write(pb.TxnRequest(
             compare=[pb.Compare(result=pb.Compare.EQUAL, target=pb.Compare.VERSION, key=k, version=0)],

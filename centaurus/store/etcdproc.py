@@ -344,6 +344,8 @@ class EtcdCluster:
             "--snapshot-count", "10000",
             # Room for 100k+ objects plus history between compactions (the default is 2 GiB).
             "--quota-backend-bytes", str(8 * 1024**3),
+            # The API server accepts bodies up to 3 MiB; etcd's default request limit is 1.5 MiB.
+            "--max-request-bytes", str(4 * 1024**2),
             *self.extra_args,
         ]
 

@@ -179,6 +179,8 @@ class SqliteStore:
     # ---- writes --------------------------------------------------------------------------------
 
     async def create(self, key: str, value: bytes) -> KV:
+        if not key:
+            raise ValueError("an empty key is not allowed")
         result: KV = await self._write("create", key, bytes(value))
         return result
 
@@ -361,8 +363,8 @@ class SqliteStore:
                     conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (rev,))
                 conn.execute("COMMIT")
                 checkpointer.notify()
-            except sqlite3.Error as exc:
-                log.error("sqlite store %s: commit failed: %s", self.name, exc)
+            except Exception as exc:  # sqlite3.Error (disk full, I/O) or a bug: nothing of the batch stays
+                log.error("sqlite store %s: batch failed: %s", self.name, exc)
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 rev = start_rev

@@ -272,3 +272,14 @@ async def test_restart_keeps_data_and_revision(kind: str, tmp_path: Path) -> Non
         assert [e.kv.mod_revision for e in got] == [rev - 1, rev, rev + 1]
     finally:
         await s.close()
+
+
+async def test_bad_input_is_refused_and_nothing_is_stored(store: Store, prefix: str) -> None:
+    before = await store.revision()
+    with pytest.raises(ValueError):
+        await store.create("", b"x")
+    with pytest.raises(ValueError):
+        await store.list(prefix, limit=-1)
+    assert await store.revision() == before
+    kv = await store.create(prefix + "big", b"x" * 3_000_000)  # an API body may be up to 3 MiB
+    assert (await store.get(prefix + "big")) == kv
