@@ -20,6 +20,7 @@ import termios
 from centaurus.runtimes import linux
 
 READ_CHUNK = 64 * 1024
+TIOCGPTPEER = 0x5441
 
 
 def pump_fd(fd: int, reader: asyncio.StreamReader) -> None:
@@ -45,12 +46,108 @@ def pump_fd(fd: int, reader: asyncio.StreamReader) -> None:
     loop.add_reader(fd, readable)
 
 
+class _WriteProtocol(asyncio.streams.FlowControlMixin):
+    """Flow control plus the close waiter ``StreamWriter.wait_closed`` needs."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._closed: asyncio.Future[None] = loop.create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
+        return self._closed
+
+
+class _FdWriteTransport(asyncio.WriteTransport):
+    """Write side of a non-blocking fd (pipe or pty master) using only ``add_writer``.
+
+    Not ``loop.connect_write_pipe``: uvloop's pipe transport watches the fd for readability to
+    detect the peer closing, which on a pty master *consumes the terminal output*."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, protocol: _WriteProtocol) -> None:
+        super().__init__()
+        self._loop, self._fd, self._protocol = loop, fd, protocol
+        self._buf = bytearray()
+        self._closing = False
+        self._paused = False
+        loop.call_soon(protocol.connection_made, self)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._fd < 0:
+            return
+        if not self._buf:
+            try:
+                n = os.write(self._fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                self._fatal(exc)
+                return
+            data = data[n:]
+            if not data:
+                return
+            self._loop.add_writer(self._fd, self._flush)
+        self._buf += data
+        if len(self._buf) > 256 * 1024 and not self._paused:
+            self._paused = True
+            self._protocol.pause_writing()
+
+    def _flush(self) -> None:
+        try:
+            n = os.write(self._fd, self._buf)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fatal(exc)
+            return
+        del self._buf[:n]
+        if self._paused and len(self._buf) < 64 * 1024:
+            self._paused = False
+            self._protocol.resume_writing()
+        if not self._buf:
+            self._loop.remove_writer(self._fd)
+            if self._closing:
+                self._finish(None)
+
+    def _fatal(self, exc: Exception | None) -> None:
+        self._buf.clear()
+        self._finish(exc)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._fd >= 0:
+            self._loop.remove_writer(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            self._loop.call_soon(self._protocol.connection_lost, exc)
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if not self._buf:
+            self._finish(None)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buf)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._fatal(None)
+
+
 async def writer_for_fd(fd: int) -> asyncio.StreamWriter:
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
-    transport, protocol = await loop.connect_write_pipe(
-        lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(fd, "wb", buffering=0)
-    )
+    protocol = _WriteProtocol(loop)
+    transport = _FdWriteTransport(loop, fd, protocol)
+    await asyncio.sleep(0)  # let connection_made run
     return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
@@ -73,6 +170,20 @@ class ProcessExec:
         self._master = master_fd
         self._code: int | None = None
         self._waiter: asyncio.Task[int | None] = asyncio.ensure_future(linux.wait_pid(pid))
+        self._peer: int | None = None
+        if master_fd is not None:
+            # Hold the slave side open ourselves until the process is gone: a pty master reads EIO
+            # (= EOF for us) whenever no slave is open, which includes the instant before the
+            # exec'd process opens it. Closing our peer after exit turns the final EIO into EOF.
+            with contextlib.suppress(OSError):
+                self._peer = fcntl.ioctl(master_fd, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            self._waiter.add_done_callback(lambda _t: self._close_peer())
+
+    def _close_peer(self) -> None:
+        if self._peer is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._peer)
+            self._peer = None
 
     async def wait(self) -> int:
         if self._code is None:

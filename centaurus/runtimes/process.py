@@ -241,6 +241,9 @@ class ProcessRuntime:
         else:
             c.exit_code = linux.exit_code_from_status(status)
             c.signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+            # OOMKilled means the container died of it: a child killed by the OOM killer while
+            # PID 1 went on to exit 0 is a completed container.
+            oom = oom and c.exit_code != 0
             c.reason = "OOMKilled" if oom else ("Completed" if c.exit_code == 0 else "Error")
             c.message = "memory limit exceeded" if oom else ""
         async with self._lock(rec.uid):
@@ -450,11 +453,11 @@ class ProcessRuntime:
                     await linux.wait_pid(pid)
                     raise RuntimeError_("ExecError", f"no terminal from crun exec: {exc}") from exc
                 out = asyncio.StreamReader()
-                pump_fd(os.dup(master), out)
-                writer = await writer_for_fd(os.dup(master)) if stdin else None
-                return ProcessExec(
-                    pid, stdout=out, stderr=None, stdin=writer, tty=True, master_fd=master, target_pid=None
-                )
+                session = ProcessExec(pid, stdout=out, stderr=None, stdin=None, tty=True, master_fd=master)
+                pump_fd(os.dup(master), out)  # after ProcessExec holds the pty peer open
+                if stdin:
+                    session.stdin = await writer_for_fd(os.dup(master))
+                return session
             if stdin:
                 in_r, in_w = os.pipe2(os.O_CLOEXEC)
             else:

@@ -64,6 +64,7 @@ class PrivateMountWorker:
         self.hybrid_fix = cgroups.needs_hybrid_fix()
         self.error: BaseException | None = None
         self.namespace: str | None = None
+        self.tid: int | None = None  # the worker's thread id (its /proc/self/task/<tid>/mountinfo)
         ensure_shared_netns_dir()
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="cl-mntns", initializer=self._enter
@@ -89,7 +90,8 @@ class PrivateMountWorker:
                 with open(EMPTY_FILE, "w"):
                     pass
                 linux.mount(EMPTY_FILE, cgroups.UNIFIED_CONTROLLERS, None, linux.MS_BIND)
-            self.namespace = os.readlink(f"/proc/self/task/{threading.get_native_id()}/ns/mnt")
+            self.tid = threading.get_native_id()
+            self.namespace = os.readlink(f"/proc/self/task/{self.tid}/ns/mnt")
         except BaseException as exc:  # reported by __init__
             self.error = exc
 
