@@ -49,7 +49,7 @@ async def read_raw(request: web.Request) -> bytes:
 
 
 def parse_body(raw: bytes, ctype: str, *, allow_patch: bool = False) -> Any:
-    if ctype in ("", JSON, "*/*", "text/plain") or (allow_patch and ctype.endswith("+json")):
+    if ctype in ("", JSON, "*/*") or (allow_patch and ctype.endswith("+json")):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

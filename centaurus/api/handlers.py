@@ -231,6 +231,7 @@ async def create(call: Call) -> web.Response:
         return await _create_subresource(call, body)
     kind = call.kind
     obj = validation.check_type(kind, body)
+    validation.check_strict(kind, obj, call.query.get("fieldValidation", ""))
     if kind.namespaced and not call.info.namespace:
         raise ApiStatusError(
             404, "the server could not find the requested resource: a namespace is required", "NotFound"
@@ -375,6 +376,7 @@ async def update(call: Call) -> web.Response:
     if sub == "finalize":
         return respond(call, await _finalize(call, body))
     obj = validation.check_type(call.kind, body)
+    validation.check_strict(call.kind, obj, call.query.get("fieldValidation", ""))
     md = obj["metadata"]
     if md.get("name") and md["name"] != call.name:
         raise ApiStatusError(

@@ -25,6 +25,7 @@ from centaurus.api.storage import Storage
 from centaurus.api.watch import watch
 from centaurus.auth.tokens import Identity, TokenFile
 from centaurus.objects.status import ApiStatusError, status_failure
+from centaurus.store.base import StoreError
 
 log = logging.getLogger("centaurus.api")
 
@@ -57,6 +58,11 @@ async def status_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ApiStatusError as exc:
         labels["code"] = str(exc.code)
         return encoding.json_response(exc.status(), exc.code)
+    except StoreError as exc:
+        labels["code"] = "503"
+        return encoding.json_response(
+            status_failure(503, f"storage is unavailable: {exc}", "ServiceUnavailable"), 503
+        )
     except web.HTTPException as exc:
         labels["code"] = str(exc.status)
         return encoding.json_response(status_failure(exc.status, exc.reason), exc.status)
@@ -172,6 +178,30 @@ async def openapi_v3(request: web.Request) -> web.Response:
     return encoding.json_response(discovery.openapi_v3_index(request.app[STORAGE], ident.tenant))
 
 
+async def debug_partition(request: web.Request) -> web.Response:
+    """Fault injection for availability tests (system:masters only): ``{"state": "down"}`` closes
+    one data partition's store as if its disk or cluster went away; ``"up"`` reopens it and the
+    watch cache resumes from where it stopped."""
+    ident = _identity(request)
+    if not ident.is_system or "system:masters" not in ident.groups:
+        raise ApiStatusError(403, "fault injection is for the system tenant's administrators", "Forbidden")
+    storage = request.app[STORAGE]
+    idx = int(request.match_info["index"])
+    if not 0 <= idx < len(storage.parts):
+        raise ApiStatusError(404, f"no data partition {idx}", "NotFound")
+    body = await encoding.read_object(request)
+    state = (body or {}).get("state")
+    store = storage.parts[idx].store
+    if state == "down":
+        await store.close()
+    elif state == "up":
+        await store.start()
+        await storage.parts[idx].sync(10.0)
+    else:
+        raise ApiStatusError(400, 'state must be "down" or "up"', "BadRequest")
+    return encoding.json_response({"partition": idx, "state": state})
+
+
 async def not_found(request: web.Request) -> web.Response:
     _identity(request)
     raise ApiStatusError(
@@ -207,6 +237,7 @@ def make_app(storage: Storage, cfg: ServerConfig) -> web.Application:
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/swagger-2.0.0.pb-v1", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3)
+    r.add_put("/debug/partitions/{index:[0-9]+}", debug_partition)
     r.add_route("*", "/api/v1/{tail:.+}", resource)
     r.add_route("*", "/apis/{group}/{version}/{tail:.+}", resource)
     r.add_route("*", "/{tail:.*}", not_found)

@@ -209,6 +209,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__unpin": (c_int, [c_void_p, c_char_p]),
     "bpf_map__pin": (c_int, [c_void_p, c_char_p]),
     "bpf_map__reuse_fd": (c_int, [c_void_p, c_int]),
+    "bpf_map__set_pin_path": (c_int, [c_void_p, c_char_p]),
     "bpf_object__find_map_by_name": (c_void_p, [c_void_p, c_char_p]),
     "bpf_obj_get": (c_int, [c_char_p]),
     "bpf_obj_pin": (c_int, [c_int, c_char_p]),

@@ -32,6 +32,7 @@ MAX_BOUNCERS = 16
 MAX_DIVIDERS = 16
 MAX_BACKENDS = 32
 HOSTCACHE_TTL_DEFAULT_NS = 30_000_000_000
+IFACE_SLOTS = 16384  # cl_ifaces is an array indexed by ifindex below this; cl_ifaces_x above
 HOSTCACHE_NOTIFY = 3
 
 CFG_F_LB = 1 << 0
@@ -86,8 +87,10 @@ class Config(Structure):
         ("nexthop_mac", Mac),
         ("flags", c_uint32),
         ("hostcache_gen", c_uint32),
-        ("_pad", c_uint32),
+        ("hz", c_uint32),
         ("hostcache_ttl_ns", c_uint64),
+        ("epoch", c_uint32),
+        ("kepoch", c_uint32),
     ]
 
 
@@ -160,7 +163,7 @@ class HostCache(Structure):
         ("_pad0", c_uint8),
         ("gen", c_uint32),
         ("_pad1", c_uint32),
-        ("expires_ns", c_uint64),
+        ("expires_j", c_uint64),
     ]
 
 
@@ -184,11 +187,42 @@ class Neigh(Structure):
     _fields_ = [("mac", Mac), ("_pad", c_uint8 * 2), ("ifindex", c_uint32)]
 
 
+class FcAgent(Structure):
+    """Per-CPU decision-cache slot of the agent (internal to the dataplane, lib/fcache.h)."""
+
+    _fields_ = [
+        ("vni", c_uint32), ("daddr", c_uint32), ("hash", c_uint32), ("epoch", c_uint32),
+        ("kepoch", c_uint32), ("event", c_uint8), ("_pad0", c_uint8 * 3), ("dst_ip", c_uint32),
+        ("port", c_uint32), ("mac", Mac), ("_pad1", c_uint8 * 2), ("csum_base", c_uint32),
+        ("_pad2", c_uint32), ("expires_j", c_uint64), ("hdr", c_uint8 * 72),
+    ]
+
+
+class FcTransit(Structure):
+    """Per-CPU decision-cache slot of transit."""
+
+    _fields_ = [
+        ("vni", c_uint32), ("daddr", c_uint32), ("sport", c_uint16), ("event", c_uint8),
+        ("_pad0", c_uint8), ("epoch", c_uint32), ("vpc_ip", c_uint32), ("vpc_mask", c_uint32),
+        ("target", c_uint32), ("port", c_uint32), ("mac", Mac), ("_pad1", c_uint8 * 2),
+    ]
+
+
+class FcLearn(Structure):
+    """Per-CPU cache of transit's learner: entries found fresh (nothing to write)."""
+
+    _fields_ = [
+        ("vni", c_uint32), ("ip", c_uint32), ("host", c_uint32), ("epoch", c_uint32),
+        ("kepoch", c_uint32), ("armed", c_uint8), ("_pad", c_uint8 * 3), ("fresh_until_j", c_uint64),
+    ]
+
+
 #: C struct name -> mirror (what the BTF drift test walks)
 STRUCTS: dict[str, type[Structure]] = {
     "cl_config": Config, "cl_vpc": Vpc, "cl_net_key": NetKey, "cl_net": Net,
     "cl_ep_key": EpKey, "cl_ep": Ep, "cl_iface": Iface, "cl_scaled": Scaled,
     "cl_hostcache": HostCache, "cl_lb_key": LbKey, "cl_lb_val": LbVal, "cl_neigh": Neigh,
+    "cl_fc_agent": FcAgent, "cl_fc_transit": FcTransit, "cl_fc_learn": FcLearn,
 }
 
 #: pinned map name -> (key type, value type)
@@ -198,12 +232,16 @@ MAPS: dict[str, tuple[Any, Any]] = {
     "cl_networks": (NetKey, Net),
     "cl_endpoints": (EpKey, Ep),
     "cl_ifaces": (c_uint32, Iface),
+    "cl_ifaces_x": (c_uint32, Iface),
     "cl_scaled": (EpKey, Scaled),
     "cl_hostcache": (EpKey, HostCache),
     "cl_lb_rnat": (LbKey, LbVal),
     "cl_neigh": (c_uint32, Neigh),
     "cl_tx_ports": (c_uint32, c_uint32),
     "cl_counters": (c_uint32, c_uint64),
+    "cl_fc_agent": (c_uint32, FcAgent),
+    "cl_fc_transit": (c_uint32, FcTransit),
+    "cl_fc_learn": (c_uint32, FcLearn),
 }
 
 #: enum cl_counter, in order: the stats key of CL_CNT_<NAME> is name.lower()

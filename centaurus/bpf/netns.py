@@ -9,7 +9,10 @@ File descriptors (maps, programs) are per process and stay usable across namespa
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -56,10 +59,20 @@ def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
 
 def ifindex(name: str, netns: str | None = None) -> int:
     """Interface index of ``name`` inside ``netns``."""
-    return in_netns(netns, lambda: socket_if_nametoindex(name))
+    return in_netns(netns, lambda: socket.if_nametoindex(name))
 
 
-def socket_if_nametoindex(name: str) -> int:
-    import socket
+SIOCGIFHWADDR = 0x8927
 
-    return socket.if_nametoindex(name)
+
+def mac_address(name: str, netns: str | None = None) -> str:
+    """MAC of ``name`` inside ``netns`` (an ioctl on a socket opened there: /sys shows the
+    mounter's netns, not the thread's)."""
+
+    def get() -> str:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            req = struct.pack("256s", name.encode()[:15])
+            res = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, req)
+        return ":".join(f"{b:02x}" for b in res[18:24])
+
+    return in_netns(netns, get)

@@ -68,7 +68,8 @@ class Program:
 
 class BpfObject:
     """A loaded object. Close it (or use ``with``) to release programs and unpinned maps;
-    pinned maps and attached programs stay alive in the kernel."""
+    pinned maps and attached programs stay alive in the kernel. Without ``pin_root`` nothing
+    is pinned: every map is private to this object."""
 
     def __init__(self, path: str | Path, pin_root: str | Path | None = None,
                  share_maps: tuple[str, ...] = ()) -> None:
@@ -89,6 +90,13 @@ class BpfObject:
                                 f"open {self.path}")
         if share_maps and not self.pin_root:
             raise ValueError("share_maps needs a pin_root")
+        if not self.pin_root:
+            # no pin root: nothing is pinned (libbpf would otherwise pin LIBBPF_PIN_BY_NAME maps
+            # straight under /sys/fs/bpf, or reuse whatever another run left there)
+            m = L.lib.bpf_object__next_map(self._obj, None)
+            while m:
+                L.check(L.lib.bpf_map__set_pin_path(m, None), "unpin map definition")
+                m = L.lib.bpf_object__next_map(self._obj, m)
         for name in share_maps:
             assert self.pin_root is not None
             pin = self.pin_root / name

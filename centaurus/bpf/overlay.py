@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import centaurus
 from centaurus.bpf import _libbpf as L
+from centaurus.bpf import kclock, xdp
 from centaurus.bpf import maps as M
-from centaurus.bpf import xdp
 from centaurus.bpf.mapio import Map
 from centaurus.bpf.netns import in_netns
 from centaurus.bpf.obj import BpfObject, ProgInfo, object_path, prog_info
 
-PROGRAMS = {"cl_transit": "transit", "cl_agent": "agent"}
+PROGRAMS = {"cl_transit": "transit", "cl_clock": "transit", "cl_agent": "agent"}
 #: maps the loader pins itself (libbpf 1.1 cannot reuse pinned devmaps: flags mismatch)
 SHARED_BY_HAND = ("cl_tx_ports",)
 
@@ -61,6 +60,7 @@ class Overlay:
         m = self.maps
         self.config, self.vpcs, self.networks = m["cl_config"], m["cl_vpcs"], m["cl_networks"]
         self.endpoints, self.ifaces, self.scaled = m["cl_endpoints"], m["cl_ifaces"], m["cl_scaled"]
+        self.ifaces_x = m["cl_ifaces_x"]
         self.hostcache, self.lb_rnat, self.neigh = m["cl_hostcache"], m["cl_lb_rnat"], m["cl_neigh"]
         self.tx_ports, self.counters = m["cl_tx_ports"], m["cl_counters"]
 
@@ -136,6 +136,8 @@ class Overlay:
             M.set_mac(c.nexthop_mac, nexthop_mac)
         c.flags = old.flags if flags is None and old is not None else (flags or 0)
         c.hostcache_gen = old.hostcache_gen if old is not None else 0
+        c.epoch = ((old.epoch if old is not None else 0) + 1) & 0xFFFFFFFF
+        c.hz = kclock.kernel_hz(self.prog_fds["cl_clock"])
         self.config.update(0, c)
         self.add_port(substrate_ifindex)
 
@@ -146,6 +148,16 @@ class Overlay:
     def _set_flags(self, set_bits: int = 0, clear_bits: int = 0) -> None:
         c = self.get_config()
         c.flags = (c.flags | set_bits) & ~clear_bits
+        c.epoch = (c.epoch + 1) & 0xFFFFFFFF
+        self.config.update(0, c)
+
+    def bump_epoch(self) -> None:
+        """Invalidate the dataplane's per-CPU fast caches (lib/fcache.h). Every ``put_*`` /
+        ``delete_*`` here does it; call it after writing a map directly."""
+        c = self.get_config()
+        if c is None:
+            return
+        c.epoch = (c.epoch + 1) & 0xFFFFFFFF
         self.config.update(0, c)
 
     def flush_hostcache(self) -> int:
@@ -153,6 +165,7 @@ class Overlay:
         generation; entries are also deleted so the LRU has room."""
         c = self.get_config()
         c.hostcache_gen = (c.hostcache_gen + 1) & 0xFFFFFFFF
+        c.epoch = (c.epoch + 1) & 0xFFFFFFFF
         self.config.update(0, c)
         self.hostcache.clear()
         return int(c.hostcache_gen)
@@ -164,16 +177,19 @@ class Overlay:
 
     def delete_port(self, ifindex: int) -> None:
         self.tx_ports.delete(ifindex)
+        self.bump_epoch()
 
     def put_neigh(self, ip: str, mac: str | bytes, ifindex: int = 0) -> None:
         n = M.Neigh(ifindex=ifindex)
         M.set_mac(n.mac, mac)
         self.neigh.update(M.ip4(ip), n)
+        self.bump_epoch()
         if ifindex:
             self.add_port(ifindex)
 
     def delete_neigh(self, ip: str) -> None:
         self.neigh.delete(M.ip4(ip))
+        self.bump_epoch()
 
     # ---- VPCs, networks -------------------------------------------------------------------
     def put_vpc(self, vni: int, cidr: str, dividers: Iterable[str] = (), *,
@@ -187,9 +203,11 @@ class Overlay:
         for i, d in enumerate(ds):
             v.dividers[i] = M.ip4(d)
         self.vpcs.update(_vni(vni), v)
+        self.bump_epoch()
 
     def delete_vpc(self, vni: int) -> None:
         self.vpcs.delete(_vni(vni))
+        self.bump_epoch()
 
     @staticmethod
     def net_key(vni: int, cidr: str) -> M.NetKey:
@@ -207,9 +225,11 @@ class Overlay:
         for i, b in enumerate(bs):
             v.bouncers[i] = M.ip4(b)
         self.networks.update(self.net_key(vni, cidr), v)
+        self.bump_epoch()
 
     def delete_network(self, vni: int, cidr: str) -> None:
         self.networks.delete(self.net_key(vni, cidr))
+        self.bump_epoch()
 
     # ---- endpoints --------------------------------------------------------------------------
     def put_endpoint(self, vni: int, ip: str, *, host_ip: str, mac: str | bytes = b"\0" * 6,
@@ -224,12 +244,14 @@ class Overlay:
             self.add_port(ifindex)
         self.endpoints.update(M.EpKey(vni=_vni(vni), ip=M.ip4(ip)), e)
         self.hostcache.delete(M.EpKey(vni=_vni(vni), ip=M.ip4(ip)))
+        self.bump_epoch()
 
     def delete_endpoint(self, vni: int, ip: str) -> None:
         k = M.EpKey(vni=_vni(vni), ip=M.ip4(ip))
         self.endpoints.delete(k)
         self.hostcache.delete(k)
         self.scaled.delete(k)
+        self.bump_epoch()
 
     def put_iface(self, ifindex: int, *, vni: int, ip: str, mac: str | bytes, net_cidr: str,
                   net_id: int = 0) -> None:
@@ -238,10 +260,18 @@ class Overlay:
         i = M.Iface(vni=_vni(vni), ip=M.ip4(ip), net_ip=M.ip4(n.network_address),
                     net_mask=M.ip4(n.netmask), net_id=net_id)
         M.set_mac(i.mac, mac)
-        self.ifaces.update(ifindex, i)
+        if ifindex < M.IFACE_SLOTS:
+            self.ifaces.update(ifindex, i)
+        else:
+            self.ifaces_x.update(ifindex, i)
+        self.bump_epoch()
 
     def delete_iface(self, ifindex: int) -> None:
-        self.ifaces.delete(ifindex)
+        if ifindex < M.IFACE_SLOTS:
+            self.ifaces.update(ifindex, M.Iface())  # vni 0: empty slot
+        else:
+            self.ifaces_x.delete(ifindex)
+        self.bump_epoch()
 
     def put_scaled(self, vni: int, vip: str, backends: Iterable[str], *, vpc_cidr: str,
                    host_ip: str = "0.0.0.0", net_id: int = 0) -> None:
@@ -253,7 +283,7 @@ class Overlay:
         for i, b in enumerate(bs):
             s.backends[i] = M.ip4(b)
         k = M.EpKey(vni=_vni(vni), ip=M.ip4(vip))
-        self.scaled.update(k, s)
+        self.scaled.update(k, s)  # (put_endpoint below bumps the epoch)
         self.put_endpoint(vni, vip, host_ip=host_ip, vpc_cidr=vpc_cidr, net_id=net_id, kind=M.EP_SCALED)
         self._set_flags(set_bits=M.CFG_F_LB)
 
@@ -264,9 +294,10 @@ class Overlay:
         c = self.get_config()
         ttl = ttl_ns if ttl_ns is not None else (c.hostcache_ttl_ns or M.HOSTCACHE_TTL_DEFAULT_NS)
         h = M.HostCache(host_ip=M.ip4(host_ip), ifindex=ifindex, gen=c.hostcache_gen,
-                        expires_ns=time.clock_gettime_ns(time.CLOCK_MONOTONIC) + ttl)
+                        expires_j=self.jiffies() + kclock.ns_to_jiffies(ttl, c.hz or 250))
         M.set_mac(h.mac, mac)
         self.hostcache.update(M.EpKey(vni=_vni(vni), ip=M.ip4(ip)), h)
+        self.bump_epoch()
 
     def direct_path(self, vni: int, ip: str) -> str | None:
         """The host a usable host-cache entry points at, or None."""
@@ -274,14 +305,22 @@ class Overlay:
         if h is None:
             return None
         c = self.get_config()
-        if h.gen != c.hostcache_gen or h.expires_ns <= time.clock_gettime_ns(time.CLOCK_MONOTONIC):
+        if h.gen != c.hostcache_gen or h.expires_j <= self.jiffies():
             return None
         return M.ip4_str(h.host_ip)
 
+    def jiffies(self) -> int:
+        """The dataplane's jiffies now (host-cache expiries are in jiffies)."""
+        return kclock.now(self.prog_fds["cl_clock"])[0]
+
     # ---- stats ------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        """Every counter summed over CPUs, by name (``rx_decap``, ``drop_unknown_vni``...)."""
-        return {name: self.counters.sum_percpu(i) for i, name in enumerate(M.COUNTER_NAMES)}
+        """Every counter summed over CPUs, by name (``rx_decap``, ``drop_unknown_vni``...).
+        ``tx_encap`` is the sum of ``direct``, ``via_bouncer`` and ``via_divider`` (the agent
+        counts only those: one counter update per frame)."""
+        out = {name: self.counters.sum_percpu(i) for i, name in enumerate(M.COUNTER_NAMES)}
+        out["tx_encap"] = out["direct"] + out["via_bouncer"] + out["via_divider"]
+        return out
 
 
 def _vni(vni: int) -> int:

@@ -80,14 +80,14 @@ def kubeconfig(
     tenant: Annotated[str, typer.Option(help="tenant of the user")] = "system",
     user: Annotated[str, typer.Option(help="user name ('admin' = the tenant's administrator)")] = "admin",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
-    auth: Annotated[str, typer.Option(help="token | cert")] = "token",
+    auth: Annotated[str, typer.Option(help="token | cert | both")] = "both",
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
     """Write a kubeconfig for a tenant user (token or client certificate)."""
     from centaurus.controlplane.credentials import mint_kubeconfig
 
-    if auth not in ("token", "cert"):
-        fail("--auth must be token or cert")
+    if auth not in ("token", "cert", "both"):
+        fail("--auth must be token, cert or both")
     server = _server(state_dir)
     out = output or Path(state_dir).expanduser() / f"kubeconfig-{tenant}-{user}"
     mint_kubeconfig(Path(state_dir).expanduser(), server, tenant, user, out, method=auth)

@@ -26,22 +26,23 @@ def mint_kubeconfig(
     tenant: str,
     user: str,
     out: Path,
-    method: str = "token",
+    method: str = "both",
     groups: list[str] | None = None,
 ) -> Path:
+    """``method``: ``token``, ``cert`` or ``both`` (a token and a client certificate in one
+    kubeconfig: either authenticates alone; clients send the token)."""
     paths = ensure_pki(state_dir)
     ca = CA(paths["dir"])
     grp = default_groups(user) if groups is None else groups
-    if method == "cert":
-        pair = ca.client_cert(user, tenant, grp)
-        return dump(
-            out,
-            server=server,
-            ca_pem=ca.cert_pem,
-            user=user,
-            cert_pem=pair.cert_pem,
-            key_pem=pair.key_pem,
-            tenant=tenant,
-        )
-    token = TokenFile(paths["tokens"]).mint(user, tenant, grp)
-    return dump(out, server=server, ca_pem=ca.cert_pem, user=user, token=token, tenant=tenant)
+    token = TokenFile(paths["tokens"]).mint(user, tenant, grp) if method in ("token", "both") else None
+    pair = ca.client_cert(user, tenant, grp) if method in ("cert", "both") else None
+    return dump(
+        out,
+        server=server,
+        ca_pem=ca.cert_pem,
+        user=user,
+        token=token,
+        cert_pem=pair.cert_pem if pair else None,
+        key_pem=pair.key_pem if pair else None,
+        tenant=tenant,
+    )

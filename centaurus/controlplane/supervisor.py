@@ -184,7 +184,7 @@ class ControlPlane:
             st.server = f"https://{host}:{st.port}"
             self._save(st)
             self._wait_healthy(st.server, timeout)
-            mint_kubeconfig(self.dir, st.server, "system", "admin", self.kubeconfig)
+            mint_kubeconfig(self.dir, st.server, "system", "admin", self.kubeconfig, method="both")
             if controllers:
                 self._spawn(
                     st,
@@ -240,6 +240,34 @@ class ControlPlane:
         with contextlib.suppress(OSError):
             return " | ".join(Path(path).read_text().strip().splitlines()[-n:])
         return ""
+
+    # ---- fault injection ---------------------------------------------------------------------------
+    def _component(self, name: str) -> tuple[ControlPlaneState, Component]:
+        st = self.load()
+        comp = next((c for c in st.components if c.name == name), None) if st else None
+        if st is None or comp is None:
+            raise ControlPlaneError(f"no component {name!r}")
+        return st, comp
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component (a crash); ``start(name)`` brings it back with the same argv."""
+        _, comp = self._component(name)
+        if comp.pid and _alive(comp.pid):
+            os.kill(comp.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(comp.pid, 0)
+
+    def start(self, name: str, timeout: float = 30.0) -> None:
+        st, comp = self._component(name)
+        if comp.pid and _alive(comp.pid):
+            return
+        argv = list(comp.argv)
+        if name == "apiserver" and "--port" in argv:
+            argv[argv.index("--port") + 1] = str(st.port)  # same URL as before the crash
+        st.components = [c for c in st.components if c.name != name]
+        self._spawn(st, Component(name, argv))
+        if name == "apiserver":
+            self._wait_healthy(st.server, timeout)
 
     # ---- down / status ---------------------------------------------------------------------------
     def down(self) -> list[str]:

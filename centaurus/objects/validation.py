@@ -312,3 +312,52 @@ def check_type(kind: Kind, obj: Any) -> dict[str, Any]:
     if not isinstance(obj["metadata"], dict):
         raise ApiStatusError(400, "metadata must be an object")
     return obj
+
+
+#: top-level fields of kinds without a protobuf message
+_TOP_FIELDS: dict[str, set[str]] = {
+    "Tenant": {"spec", "status"},
+    "CustomResourceDefinition": {"spec", "status"},
+    "StorageCluster": {"storageClusterId", "serviceAddress"},
+}
+_META_EXTRA = {"tenant", "hashKey"}  # Arktos ObjectMeta additions
+
+
+def unknown_fields(kind: Kind, obj: dict[str, Any]) -> list[str]:
+    """Top-level and metadata fields the kind does not define (``fieldValidation=Strict``).
+
+    Nested fields are not checked: the field tables here come from an older API generation, and
+    rejecting a newer nested field would break valid manifests of current kubectl users.
+    """
+    from centaurus.objects.protobuf import schema
+
+    if kind.crd is not None:
+        return []
+    sch = schema()
+    if kind.proto and kind.proto in sch:
+        top = {f[0] for f in sch[kind.proto].values()}
+    elif kind.kind in _TOP_FIELDS:
+        top = _TOP_FIELDS[kind.kind]
+    else:
+        return []
+    if kind.kind == "ConfigMap":
+        top.add("immutable")
+    if kind.kind == "Secret":
+        top.add("immutable")
+    out = [f for f in obj if f not in top and f not in ("apiVersion", "kind", "metadata")]
+    meta = sch.get("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", {})
+    known_meta = {f[0] for f in meta.values()} | _META_EXTRA
+    md = obj.get("metadata")
+    if isinstance(md, dict):
+        out += [f"metadata.{f}" for f in md if f not in known_meta]
+    return out
+
+
+def check_strict(kind: Kind, obj: dict[str, Any], mode: str) -> None:
+    if mode != "Strict":
+        return
+    bad = unknown_fields(kind, obj)
+    if bad:
+        raise ApiStatusError(
+            400, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in bad), "BadRequest"
+        )

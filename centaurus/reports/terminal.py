@@ -22,13 +22,18 @@ def _status(status: str) -> Text:
     return Text(status, style=STYLE.get(status, ""))
 
 
+def num(v: float) -> str:
+    """812 -> '812', 1e7 -> '10,000,000', 0.853 -> '0.853': readable, never scientific for counts."""
+    return f"{int(v):,}" if float(v).is_integer() and abs(v) >= 1000 else f"{v:g}"
+
+
 def figure(r: dict[str, Any]) -> str:
     unit = r.get("unit") or ""
     m, thr = r.get("measured"), r.get("threshold")
-    left = f"{m:g} {unit}" if isinstance(m, int | float) else ""
+    left = f"{num(m)} {unit}" if isinstance(m, int | float) else ""
     if thr is None:
         return left
-    return f"{left or 'no figure'} (threshold {r.get('op')} {thr:g} {unit})"
+    return f"{left or 'no figure'} (threshold {r.get('op')} {num(thr)} {unit})"
 
 
 def print_report(doc: dict[str, Any], detailed: bool, console: Console | None = None) -> None:
@@ -65,7 +70,9 @@ def print_report(doc: dict[str, Any], detailed: bool, console: Console | None = 
             con.print(f"[bold red]not met ({len(failing)}):[/]")
             for r in failing:
                 reason = (r.get("notes") or [""])[0]
-                con.print(f"  {r['id']:<11} {figure(r)}  {reason[:150]}", highlight=False, soft_wrap=True)
+                fig = figure(r)
+                con.print(f"  {r['id']:<11} {fig + '; ' if fig else ''}{reason[:150]}", highlight=False,
+                          soft_wrap=True)
         numeric = [r for r in reqs if r.get("measured") is not None and r["status"] != "not-met"]
         for r in numeric:
             con.print(Text.assemble(f"  {r['id']:<11} ", _status(r["status"]), f"  {figure(r)}"))

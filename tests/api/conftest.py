@@ -51,14 +51,14 @@ class Server:
         auth: str = "token",
         groups: list[str] | None = None,
     ) -> Path:
-        if tenant == "system" and user == "admin" and auth == "token":
+        if tenant == "system" and user == "admin" and auth == "both":
             return self.cp.kubeconfig
         out = self.dir / "kc" / f"{tenant}-{user}-{auth}.yaml"
         if not out.exists():
             mint_kubeconfig(self.dir, self.url, tenant, user, out, method=auth, groups=groups)
         return out
 
-    def client(self, tenant: str = "system", user: str = "admin", auth: str = "token") -> ApiClient:
+    def client(self, tenant: str = "system", user: str = "admin", auth: str = "both") -> ApiClient:
         key = (tenant, user, auth)
         if key not in self._clients:
             self._clients[key] = ApiClient.from_kubeconfig(str(self.kubeconfig(tenant, user, auth)))

@@ -199,3 +199,13 @@ def test_no_or_bad_credential_is_401(server: Server) -> None:
         r = c.get(CM_PATH, headers={"Authorization": "Bearer not-a-token"})
         assert r.status_code == 401
         assert c.get("/healthz").status_code == 200  # health stays open for probes
+
+
+def test_strict_field_validation(server: Server) -> None:
+    api = server.client()
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict", "bogusMeta": 1}, "bogus": 1}
+    doc = assert_status(api.request("POST", CM_PATH + "?fieldValidation=Strict", body=body, check=False), 400)
+    assert 'unknown field "bogus"' in doc["message"] and "metadata.bogusMeta" in doc["message"]
+    assert api.request("GET", f"{CM_PATH}/strict", check=False).status_code == 404
+    # without the parameter (Ignore) the body is accepted
+    assert api.request("POST", CM_PATH, body=body, check=False).status_code == 201
