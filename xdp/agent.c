@@ -7,27 +7,114 @@
  *     Geneve straight to that host (the direct path);
  *   - else to a bouncer of the destination network (same network), or to a divider of the
  *     VPC (another network; a droplet that is itself a divider picks the bouncer directly).
+ * The decision is cached per CPU (lib/fcache.h); the slow path below computes it.
  */
 #include "lib/maps.h"
 #include "lib/arp.h"
 #include "lib/direct_path.h"
 #include "lib/divider.h"
+#include "lib/fcache.h"
 #include "lib/geneve.h"
 #include "lib/hash.h"
 #include "lib/lb.h"
 #include "lib/neigh.h"
 #include "lib/parse.h"
 
-static __always_inline int cl_agent_local(const struct cl_config *cfg, const struct cl_ep *ep,
-					  struct ethhdr *eth, struct iphdr *ip, void *data_end,
-					  struct cl_flow *f, __u32 vni)
+/* Pick a bouncer of the network @daddr is in. Returns 0 or a drop reason. */
+static __always_inline int cl_via_bouncer(__u32 vni, __be32 daddr, __u32 hash, struct cl_fc_agent *nh)
 {
-	if (cfg->flags & CL_CFG_F_LB)
-		cl_lb_rnat_apply(ip, data_end, f, vni);
-	cl_mac_copy16(eth->h_dest, ep->mac);
-	cl_set_gw_mac(eth->h_source);
-	cl_count(CL_CNT_LOCAL);
-	return cl_redirect(ep->ifindex);
+	struct cl_net *net = cl_lookup_net(vni, daddr);
+
+	if (!net)
+		return CL_CNT_DROP_NO_NETWORK;
+	if (net->flags & CL_NET_F_BOUNCER) /* we hold every endpoint of it: this one is not */
+		return CL_CNT_DROP_NO_ENDPOINT;
+	nh->dst_ip = cl_pick_bouncer(net, hash);
+	if (!nh->dst_ip)
+		return CL_CNT_DROP_NO_BOUNCER;
+	nh->event = CL_CNT_VIA_BOUNCER;
+	return 0;
+}
+
+/* The slow path: consult the maps and write the decision into the cache slot @nh (key
+ * fields excluded). Returns 0, or a drop reason; *cacheable says whether @nh may be reused. */
+static __always_inline int cl_agent_decide(struct cl_config *cfg, const struct cl_iface *ifc,
+					   __u32 vni, __be32 daddr, __u32 hash, struct cl_fc_agent *nh,
+					   int *cacheable)
+{
+	struct cl_ep_key k = { .vni = vni, .ip = daddr };
+	struct cl_encap_args a = { .vni = vni, .hash = hash };
+	struct cl_hostcache *hc;
+	const __u8 *mac;
+	struct cl_ep *ep;
+	int err;
+
+	*cacheable = 1;
+	nh->expires_j = ~0ULL;
+
+	/* 1. a learned direct path */
+	hc = cl_hc_lookup(cfg, vni, daddr);
+	if (hc) {
+		nh->dst_ip = hc->host_ip;
+		cl_mac_copy16(nh->mac, hc->mac);
+		nh->port = hc->ifindex ? hc->ifindex : cfg->substrate_ifindex;
+		nh->expires_j = hc->expires_j;
+		nh->event = CL_CNT_DIRECT;
+		if (hc->notify) {
+			/* the receiver just learned us: tell it it may learn us back */
+			hc->notify--;
+			cl_kepoch_bump(cfg);
+			a.rts_flags = CL_RTS_F_LEARN;
+			*cacheable = 0;
+		}
+		goto template;
+	}
+
+	/* 2. an endpoint this droplet knows: its own, or one of a network it bounces for */
+	ep = bpf_map_lookup_elem(&cl_endpoints, &k);
+	if (ep) {
+		if (ep->kind != CL_EP_SIMPLE)
+			return CL_CNT_DROP_SCALED_REMOTE;
+		if (ep->ifindex) {
+			nh->event = CL_CNT_LOCAL;
+			nh->port = ep->ifindex;
+			cl_mac_copy16(nh->mac, ep->mac);
+			return 0;
+		}
+		nh->dst_ip = ep->host_ip;
+		nh->event = CL_CNT_DIRECT;
+	} else if ((daddr & ifc->net_mask) == ifc->net_ip) {
+		/* 3. same network: one of its bouncers */
+		err = cl_via_bouncer(vni, daddr, hash, nh);
+		if (err)
+			return err;
+	} else {
+		/* 4. another network of the VPC: through a divider (or be the divider) */
+		struct cl_vpc *vpc = bpf_map_lookup_elem(&cl_vpcs, &vni);
+
+		if (!vpc)
+			return CL_CNT_DROP_UNKNOWN_VNI;
+		if (vpc->flags & CL_VPC_F_DIVIDER) {
+			err = cl_via_bouncer(vni, daddr, hash, nh);
+			if (err)
+				return err;
+		} else {
+			nh->dst_ip = cl_pick_divider(vpc, hash);
+			if (!nh->dst_ip)
+				return CL_CNT_DROP_NO_DIVIDER;
+			nh->event = CL_CNT_VIA_DIVIDER;
+		}
+	}
+	if (nh->dst_ip == cfg->host_ip)
+		return CL_CNT_DROP_LOOP;
+	if (cl_resolve(cfg, nh->dst_ip, &mac, &nh->port))
+		return CL_CNT_DROP_NO_NEIGH;
+	cl_mac_copy16(nh->mac, mac);
+template:
+	a.dst_ip = nh->dst_ip;
+	a.dst_mac = nh->mac;
+	nh->csum_base = cl_encap_template((__u32 *)nh->hdr, cfg, &a);
+	return 0;
 }
 
 SEC("xdp")
@@ -36,22 +123,18 @@ int cl_agent(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 ifindex = ctx->ingress_ifindex;
-	struct cl_encap_args a = {};
 	struct ethhdr *eth = data;
-	struct cl_hostcache *hc;
+	struct cl_fc_agent *nh;
 	struct cl_config *cfg;
 	struct cl_iface *ifc;
-	struct cl_ep_key k;
+	__u32 epoch, kepoch, hash, vni, port;
 	struct iphdr *ip;
-	struct cl_ep *ep;
 	struct cl_flow f;
-	const __u8 *mac;
-	__u32 port, event;
-	int err;
+	int err, cacheable;
 
 	if ((void *)(eth + 1) > data_end)
 		return cl_drop(CL_CNT_DROP_TRUNC_ETH);
-	ifc = bpf_map_lookup_elem(&cl_ifaces, &ifindex);
+	ifc = cl_lookup_iface(ifindex);
 	if (!ifc)
 		return cl_drop(CL_CNT_DROP_NOT_ENDPOINT);
 	if (eth->h_proto == bpf_htons(ETH_P_ARP))
@@ -68,95 +151,54 @@ int cl_agent(struct xdp_md *ctx)
 	cfg = cl_get_config();
 	if (!cfg || !cfg->host_ip)
 		return cl_drop(CL_CNT_DROP_NO_CONFIG);
-	a.vni = ifc->vni;
+	vni = ifc->vni;
 
 	if (cfg->flags & CL_CFG_F_LB) {
-		struct cl_scaled *sc;
+		struct cl_ep_key sk = { .vni = vni, .ip = f.daddr };
+		struct cl_scaled *sc = bpf_map_lookup_elem(&cl_scaled, &sk);
 
-		k.vni = a.vni;
-		k.ip = f.daddr;
-		sc = bpf_map_lookup_elem(&cl_scaled, &k);
 		if (sc) {
-			err = cl_lb_dnat(ip, data_end, &f, a.vni, sc);
+			err = cl_lb_dnat(ip, data_end, &f, vni, sc);
 			if (err)
 				return cl_drop(err);
 		}
 	}
-	a.hash = cl_flow_hash(f.saddr, f.daddr, f.sport, f.dport, f.proto);
+	hash = cl_flow_hash(f.saddr, f.daddr, f.sport, f.dport, f.proto);
 
-	/* 1. the direct path, learned */
-	hc = cl_hc_lookup(cfg, a.vni, f.daddr);
-	if (hc) {
-		a.dst_ip = hc->host_ip;
-		a.dst_mac = hc->mac;
-		port = hc->ifindex ? hc->ifindex : cfg->substrate_ifindex;
-		if (hc->notify) {
-			hc->notify--;
-			a.rts_flags = CL_RTS_F_LEARN;
-		}
-		event = CL_CNT_DIRECT;
-		goto encap;
-	}
-
-	/* 2. an endpoint this droplet knows: its own, or one of a network it bounces for */
-	k.vni = a.vni;
-	k.ip = f.daddr;
-	ep = bpf_map_lookup_elem(&cl_endpoints, &k);
-	if (ep) {
-		if (ep->kind != CL_EP_SIMPLE)
-			return cl_drop(CL_CNT_DROP_SCALED_REMOTE);
-		if (ep->ifindex)
-			return cl_agent_local(cfg, ep, eth, ip, data_end, &f, a.vni);
-		a.dst_ip = ep->host_ip;
-		event = CL_CNT_DIRECT;
-	} else if ((f.daddr & ifc->net_mask) == ifc->net_ip) {
-		/* 3. same network: one of its bouncers */
-		struct cl_net *net = cl_lookup_net(a.vni, f.daddr);
-
-		if (!net)
-			return cl_drop(CL_CNT_DROP_NO_NETWORK);
-		if (net->flags & CL_NET_F_BOUNCER)
-			return cl_drop(CL_CNT_DROP_NO_ENDPOINT);
-		a.dst_ip = cl_pick_bouncer(net, a.hash);
-		if (!a.dst_ip)
-			return cl_drop(CL_CNT_DROP_NO_BOUNCER);
-		event = CL_CNT_VIA_BOUNCER;
-	} else {
-		/* 4. another network of the VPC: through a divider */
-		struct cl_vpc *vpc = bpf_map_lookup_elem(&cl_vpcs, &a.vni);
-
-		if (!vpc)
-			return cl_drop(CL_CNT_DROP_UNKNOWN_VNI);
-		if (vpc->flags & CL_VPC_F_DIVIDER) {
-			struct cl_net *net = cl_lookup_net(a.vni, f.daddr);
-
-			if (!net)
-				return cl_drop(CL_CNT_DROP_NO_NETWORK);
-			if (net->flags & CL_NET_F_BOUNCER)
-				return cl_drop(CL_CNT_DROP_NO_ENDPOINT);
-			a.dst_ip = cl_pick_bouncer(net, a.hash);
-			if (!a.dst_ip)
-				return cl_drop(CL_CNT_DROP_NO_BOUNCER);
-			event = CL_CNT_VIA_BOUNCER;
-		} else {
-			a.dst_ip = cl_pick_divider(vpc, a.hash);
-			if (!a.dst_ip)
-				return cl_drop(CL_CNT_DROP_NO_DIVIDER);
-			event = CL_CNT_VIA_DIVIDER;
+	epoch = cfg->epoch;
+	kepoch = cfg->kepoch;
+	nh = cl_fc_agent_slot(hash);
+	if (!nh)
+		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: a per-CPU array slot */
+	if (!(nh->vni == vni && nh->daddr == f.daddr && nh->hash == hash && nh->epoch == epoch &&
+	      nh->kepoch == kepoch && bpf_jiffies64() < nh->expires_j)) {
+		nh->vni = 0; /* the slot is being rewritten */
+		err = cl_agent_decide(cfg, ifc, vni, f.daddr, hash, nh, &cacheable);
+		if (err)
+			return cl_drop(err);
+		if (cacheable) {
+			nh->daddr = f.daddr;
+			nh->hash = hash;
+			nh->epoch = epoch;
+			nh->kepoch = kepoch;
+			nh->vni = vni;
 		}
 	}
-	if (a.dst_ip == cfg->host_ip)
-		return cl_drop(CL_CNT_DROP_LOOP);
-	if (cl_resolve(cfg, a.dst_ip, &mac, &port))
-		return cl_drop(CL_CNT_DROP_NO_NEIGH);
-	a.dst_mac = mac;
 
-encap:
-	err = cl_encap(ctx, cfg, &a);
+	port = nh->port;
+	if (nh->event == CL_CNT_LOCAL) {
+		/* same droplet: no encapsulation, MACs as a delivery from the overlay writes them */
+		if (cfg->flags & CL_CFG_F_LB)
+			cl_lb_rnat_apply(ip, data_end, &f, vni);
+		cl_mac_copy16(eth->h_dest, nh->mac);
+		cl_set_gw_mac(eth->h_source);
+		cl_count(CL_CNT_LOCAL);
+		return cl_redirect(port);
+	}
+	err = cl_encap_push(ctx, nh->hdr, nh->csum_base);
 	if (err)
 		return cl_drop(err);
-	cl_count(CL_CNT_TX_ENCAP);
-	cl_count(event);
+	cl_count(nh->event); /* tx_encap = direct + via_bouncer + via_divider (userspace sums) */
 	if (!port)
 		return cl_drop(CL_CNT_DROP_NO_PORT);
 	return cl_redirect(port);

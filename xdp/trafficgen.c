@@ -9,6 +9,9 @@
  *   tg_pass    count and pass: lets XDP_REDIRECT/XDP_TX frames into a veth whose peer needs
  *              no XDP of its own (without an XDP program on the peer such frames are lost
  *              silently; only the xdp_redirect_err tracepoint sees them)
+ *   tg_push / tg_pop  like tg_forward, but push a fixed 66-byte outer header (tg_hdr[0]) or
+ *              pop 66 bytes first: the floor of any Geneve overlay over the same hops --
+ *              encapsulation alone, no lookup, no validation
  */
 #include "lib/common.h"
 
@@ -25,6 +28,19 @@ struct {
 	__type(key, __u32);   /* ingress ifindex */
 	__type(value, __u32); /* egress ifindex */
 } tg_chain SEC(".maps");
+
+#define TG_ENCAP_LEN 66
+
+struct tg_hdr {
+	__u8 b[72];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tg_hdr);
+} tg_hdr SEC(".maps");
 
 enum tg_stat { TG_RX_PACKETS = 0, TG_RX_BYTES, TG_STAT_MAX };
 
@@ -57,6 +73,43 @@ int tg_gen(struct xdp_md *ctx)
 SEC("xdp")
 int tg_forward(struct xdp_md *ctx)
 {
+	return bpf_redirect_map(&tg_chain, ctx->ingress_ifindex, XDP_DROP);
+}
+
+SEC("xdp")
+int tg_push(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct tg_hdr *h = bpf_map_lookup_elem(&tg_hdr, &zero);
+	const __u64 *t;
+	void *data, *data_end;
+	__u64 *d;
+
+	if (!h || bpf_xdp_adjust_head(ctx, -TG_ENCAP_LEN))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + TG_ENCAP_LEN > data_end)
+		return XDP_DROP;
+	t = (const __u64 *)h->b;
+	d = data;
+	d[0] = t[0];
+	d[1] = t[1];
+	d[2] = t[2];
+	d[3] = t[3];
+	d[4] = t[4];
+	d[5] = t[5];
+	d[6] = t[6];
+	d[7] = t[7];
+	*(__u16 *)(d + 8) = *(const __u16 *)(t + 8);
+	return bpf_redirect_map(&tg_chain, ctx->ingress_ifindex, XDP_DROP);
+}
+
+SEC("xdp")
+int tg_pop(struct xdp_md *ctx)
+{
+	if (bpf_xdp_adjust_head(ctx, TG_ENCAP_LEN))
+		return XDP_DROP;
 	return bpf_redirect_map(&tg_chain, ctx->ingress_ifindex, XDP_DROP);
 }
 

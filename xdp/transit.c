@@ -16,6 +16,7 @@
 #include "lib/csum.h"
 #include "lib/direct_path.h"
 #include "lib/divider.h"
+#include "lib/fcache.h"
 #include "lib/geneve.h"
 #include "lib/hash.h"
 #include "lib/lb.h"
@@ -28,6 +29,61 @@ static __always_inline int cl_pass(void)
 	return XDP_PASS;
 }
 
+/* The slow path: consult the maps and write the decision into the cache slot @act (key
+ * fields excluded). Returns 0 or a drop reason. */
+static __always_inline int cl_transit_decide(const struct cl_config *cfg, __u32 vni, __be32 saddr,
+					     __be32 daddr, __be16 sport, struct cl_fc_transit *act)
+{
+	struct cl_ep_key k = { .vni = vni, .ip = daddr };
+	struct cl_ep *ep = bpf_map_lookup_elem(&cl_endpoints, &k);
+	const __u8 *mac;
+	struct cl_vpc *vpc;
+	struct cl_net *net;
+
+	if (ep) {
+		act->vpc_ip = ep->vpc_ip;
+		act->vpc_mask = ep->vpc_mask;
+		if ((saddr & act->vpc_mask) != act->vpc_ip)
+			return CL_CNT_DROP_SPOOFED_SRC;
+		if (ep->kind != CL_EP_SIMPLE)
+			return CL_CNT_DROP_SCALED_REMOTE;
+		if (ep->ifindex) {
+			act->event = CL_CNT_RX_DECAP;
+			act->port = ep->ifindex;
+			cl_mac_copy16(act->mac, ep->mac);
+			return 0;
+		}
+		/* bouncer: network scope, endpoint -> host */
+		act->target = ep->host_ip;
+		act->event = CL_CNT_BOUNCED;
+	} else {
+		vpc = bpf_map_lookup_elem(&cl_vpcs, &vni);
+		if (!vpc)
+			return CL_CNT_DROP_UNKNOWN_VNI;
+		act->vpc_ip = vpc->cidr_ip;
+		act->vpc_mask = vpc->cidr_mask;
+		if ((saddr & act->vpc_mask) != act->vpc_ip)
+			return CL_CNT_DROP_SPOOFED_SRC;
+		net = cl_lookup_net(vni, daddr);
+		if (!net)
+			return CL_CNT_DROP_NO_NETWORK;
+		if (net->flags & CL_NET_F_BOUNCER)
+			return CL_CNT_DROP_NO_ENDPOINT;
+		/* divider (VPC scope: network -> bouncer), or a stale direct path re-routed; the
+		 * sender's flow hash is in the outer source port */
+		act->target = cl_pick_bouncer(net, cl_fmix32(sport));
+		if (!act->target)
+			return CL_CNT_DROP_NO_BOUNCER;
+		act->event = (vpc->flags & CL_VPC_F_DIVIDER) ? CL_CNT_DIVIDED : CL_CNT_REROUTED;
+	}
+	if (act->target == cfg->host_ip || act->target == 0)
+		return CL_CNT_DROP_LOOP;
+	if (cl_resolve(cfg, act->target, &mac, &act->port))
+		return CL_CNT_DROP_NO_NEIGH;
+	cl_mac_copy16(act->mac, mac);
+	return 0;
+}
+
 SEC("xdp")
 int cl_transit(struct xdp_md *ctx)
 {
@@ -35,16 +91,12 @@ int cl_transit(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct cl_rts_opt *rts = NULL;
 	struct ethhdr *eth = data, *ieth;
+	struct cl_fc_transit *act;
 	struct iphdr *ip, *iip;
 	struct cl_genevehdr *g;
 	struct cl_config *cfg;
 	struct udphdr *udp;
-	struct cl_ep_key k;
-	struct cl_vpc *vpc;
-	struct cl_net *net;
-	struct cl_ep *ep;
-	__u32 tot, ulen, optlen, hdr_len, port;
-	__be32 target;
+	__u32 tot, ulen, optlen, hdr_len, vni, epoch, port;
 	int err;
 
 	if ((void *)(eth + 1) > data_end)
@@ -93,9 +145,14 @@ int cl_transit(struct xdp_md *ctx)
 	optlen = (g->ver_optlen & 0x3f) * 4;
 	if (sizeof(*udp) + sizeof(*g) + optlen > ulen)
 		return cl_drop(CL_CNT_DROP_GENEVE_OPT_LEN);
-	err = cl_geneve_options(g, data_end, optlen, &rts);
-	if (err)
-		return cl_drop(err);
+	if (optlen == sizeof(struct cl_rts_opt) && (void *)g + sizeof(*g) + sizeof(*rts) <= data_end &&
+	    *(__u32 *)(g + 1) == CL_LE32(CL_OPT_CLASS >> 8, CL_OPT_CLASS, CL_OPT_TYPE_RTS, CL_RTS_LEN_WORDS)) {
+		rts = (void *)(g + 1); /* what every agent sends: one RTS option */
+	} else {
+		err = cl_geneve_options(g, data_end, optlen, &rts);
+		if (err)
+			return cl_drop(err);
+	}
 
 	hdr_len = CL_ENCAP_BASE_LEN + optlen;
 	ieth = data + (hdr_len & 0x1ff);
@@ -109,54 +166,64 @@ int cl_transit(struct xdp_md *ctx)
 	if (iip->version != 4 || iip->ihl < 5)
 		return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
 
-	k.vni = cl_geneve_vni(g);
-	k.ip = iip->daddr;
-	ep = bpf_map_lookup_elem(&cl_endpoints, &k);
-	if (ep) {
-		if ((iip->saddr & ep->vpc_mask) != ep->vpc_ip)
+	vni = cl_geneve_vni(g);
+	epoch = cfg->epoch;
+	act = cl_fc_transit_slot(vni, iip->daddr, udp->source);
+	if (!act)
+		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: a per-CPU array slot */
+	if (act->vni == vni && act->daddr == iip->daddr && act->sport == udp->source &&
+	    act->epoch == epoch) {
+		if ((iip->saddr & act->vpc_mask) != act->vpc_ip)
 			return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
-		if (ep->kind != CL_EP_SIMPLE)
-			return cl_drop(CL_CNT_DROP_SCALED_REMOTE);
-		if (!ep->ifindex) {
-			/* bouncer: network scope, endpoint -> host */
-			if (rts)
-				cl_rts_mark_bounced(rts, udp);
-			return cl_forward(ctx, cfg, eth, ip, udp, ep->host_ip, CL_CNT_BOUNCED);
-		}
-		/* local delivery */
-		if (rts && (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_LEARN)))
-			cl_hc_learn(cfg, k.vni, iip->saddr, rts);
-		if (cfg->flags & CL_CFG_F_LB) {
-			struct cl_flow f;
-
-			if (cl_parse_flow(iip, data_end, &f) == 0)
-				cl_lb_rnat_apply(iip, data_end, &f, k.vni);
-		}
-		cl_mac_copy16(ieth->h_dest, ep->mac);
-		cl_set_gw_mac(ieth->h_source);
-		port = ep->ifindex;
-		if (bpf_xdp_adjust_head(ctx, (int)hdr_len))
-			return cl_drop(CL_CNT_DROP_ADJUST);
-		cl_count(CL_CNT_RX_DECAP);
-		return cl_redirect(port);
+	} else {
+		act->vni = 0; /* the slot is being rewritten */
+		err = cl_transit_decide(cfg, vni, iip->saddr, iip->daddr, udp->source, act);
+		if (err)
+			return cl_drop(err);
+		act->daddr = iip->daddr;
+		act->sport = udp->source;
+		act->epoch = epoch;
+		act->vni = vni;
 	}
 
-	vpc = bpf_map_lookup_elem(&cl_vpcs, &k.vni);
-	if (!vpc)
-		return cl_drop(CL_CNT_DROP_UNKNOWN_VNI);
-	if ((iip->saddr & vpc->cidr_mask) != vpc->cidr_ip)
-		return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
-	net = cl_lookup_net(k.vni, iip->daddr);
-	if (!net)
-		return cl_drop(CL_CNT_DROP_NO_NETWORK);
-	if (net->flags & CL_NET_F_BOUNCER)
-		return cl_drop(CL_CNT_DROP_NO_ENDPOINT);
-	/* divider (VPC scope: network -> bouncer), or a stale direct path re-routed */
-	target = cl_pick_bouncer(net, cl_fmix32(udp->source));
-	if (!target)
-		return cl_drop(CL_CNT_DROP_NO_BOUNCER);
-	return cl_forward(ctx, cfg, eth, ip, udp, target,
-			  (vpc->flags & CL_VPC_F_DIVIDER) ? CL_CNT_DIVIDED : CL_CNT_REROUTED);
+	if (act->event != CL_CNT_RX_DECAP) {
+		if (act->event == CL_CNT_BOUNCED && rts)
+			cl_rts_mark_bounced(rts, udp);
+		return cl_forward(ctx, cfg, eth, ip, udp, act->target, act->mac, act->port, act->event);
+	}
+
+	/* local delivery */
+	if (rts && (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_LEARN)))
+		cl_hc_learn(cfg, vni, iip->saddr, rts);
+	if (cfg->flags & CL_CFG_F_LB) {
+		struct cl_flow f;
+
+		if (cl_parse_flow(iip, data_end, &f) == 0)
+			cl_lb_rnat_apply(iip, data_end, &f, vni);
+	}
+	cl_mac_copy16(ieth->h_dest, act->mac);
+	cl_set_gw_mac(ieth->h_source);
+	port = act->port;
+	if (bpf_xdp_adjust_head(ctx, (int)hdr_len))
+		return cl_drop(CL_CNT_DROP_ADJUST);
+	cl_count(CL_CNT_RX_DECAP);
+	return cl_redirect(port);
+}
+
+/* Userspace's clock: jiffies and CLOCK_MONOTONIC as the dataplane sees them, written into
+ * the first 16 bytes of a BPF_PROG_RUN frame (host-cache expiries are kept in jiffies). */
+SEC("xdp")
+int cl_clock(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 *now = data;
+
+	if ((void *)(now + 2) > data_end)
+		return XDP_ABORTED;
+	now[0] = bpf_jiffies64();
+	now[1] = bpf_ktime_get_ns();
+	return XDP_DROP;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import centaurus
@@ -272,6 +272,15 @@ class Overlay:
         else:
             self.ifaces_x.delete(ifindex)
         self.bump_epoch()
+
+    def local_ifaces(self) -> Iterator[tuple[int, M.Iface]]:
+        """Every bound endpoint veth: (ifindex, Iface), from the array and the overflow hash
+        (for adoption after a restart: re-attach the agent to each)."""
+        for ifindex, i in self.ifaces.items():
+            if i.vni:
+                yield int(ifindex), i
+        for ifindex, i in self.ifaces_x.items():
+            yield int(ifindex), i
 
     def put_scaled(self, vni: int, vip: str, backends: Iterable[str], *, vpc_cidr: str,
                    host_ip: str = "0.0.0.0", net_id: int = 0) -> None:

@@ -25,6 +25,7 @@ import secrets
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,10 +210,41 @@ class OverlayPath:
         remove_pins(self.pin_root)
 
     def stats(self) -> dict[str, dict[str, int]]:
-        return {n: {k: v for k, v in ov.stats().items() if v} for n, ov in zip(self.names, self.ovs, strict=True)}
+        return {n: {k: v for k, v in ov.stats().items() if v}
+                for n, ov in zip(self.names, self.ovs, strict=True)}
 
 
 Path_ = PlainPath | OverlayPath
+
+
+@contextlib.contextmanager
+def plain_chain(chain: Chain, *, geneve: bool = False) -> Iterator[Sink]:
+    """A plain chain attached, with a counting sink on the last hop (used by labs/pps.py)."""
+    sink = Sink(chain.ns[-1], "in")
+    path: PlainPath | None = None
+    try:
+        path = PlainPath(chain, geneve=geneve)
+        path.attach()
+        yield sink
+    finally:
+        if path is not None:
+            path.close()
+        sink.close()
+
+
+@contextlib.contextmanager
+def overlay_chain(chain: Chain, *, via_bouncer: bool) -> Iterator[tuple[Sink, list[Overlay]]]:
+    """The overlay programmed and attached over the chain, with a counting sink."""
+    sink = Sink(chain.ns[-1], "in")
+    path: OverlayPath | None = None
+    try:
+        path = OverlayPath(chain, via_bouncer=via_bouncer)
+        path.attach()
+        yield sink, path.ovs
+    finally:
+        if path is not None:
+            path.close()
+        sink.close()
 
 
 def campaign(seconds: float = 1.0, trials: int = 3, cpu: int | None = 0) -> dict[str, Any]:

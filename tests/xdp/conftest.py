@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 from xdputil import Droplet, Netns, new_droplet
 
+from centaurus.bpf.overlay import pin_dir_for, remove_pins
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for it in items:
@@ -25,6 +27,7 @@ def netns() -> Iterator[Netns]:
         yield ns
     finally:
         ns.delete()
+        remove_pins(pin_dir_for(ns.name))
 
 
 @pytest.fixture
@@ -35,7 +38,3 @@ def d1(netns: Netns) -> Iterator[Droplet]:
         yield d
     finally:
         d.ov.destroy()
-        # the per-netns pin parent
-        parent = d.ov.pin_dir.parent
-        if parent.exists() and not any(parent.iterdir()):
-            parent.rmdir()

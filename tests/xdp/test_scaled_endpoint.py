@@ -79,6 +79,7 @@ def test_vip_without_backends_or_translation_is_dropped(d1: Droplet) -> None:
     assert d1.agent(inner(A, VIP)).action == "XDP_DROP"
     cfg = d1.ov.get_config()
     cfg.flags = 0
+    cfg.epoch += 1
     d1.ov.config.update(0, cfg)  # scaled endpoint known but translation switched off
     assert d1.agent(inner(A, VIP)).action == "XDP_DROP"
     assert d1.transit(geneve(inner(C, VIP), VNI_A)).action == "XDP_DROP"

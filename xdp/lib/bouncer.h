@@ -25,21 +25,15 @@ static __always_inline void cl_rts_mark_bounced(struct cl_rts_opt *rts, struct u
 		udp->check = 0xffff;
 }
 
+/* Send the frame on to droplet @target via next hop (@mac, @port); @port 0 = XDP_TX. */
 static __always_inline int cl_forward(struct xdp_md *ctx, const struct cl_config *cfg,
 				      struct ethhdr *eth, struct iphdr *ip, struct udphdr *udp,
-				      __be32 target, __u32 event)
+				      __be32 target, const __u8 *mac, __u32 port, __u32 event)
 {
-	const __u8 *mac;
-	__u32 port;
 	__be32 old_src, old_dst;
 
-	if (target == cfg->host_ip || target == 0)
-		return cl_drop(CL_CNT_DROP_LOOP);
 	if (ip->ttl <= 1)
 		return cl_drop(CL_CNT_DROP_TTL);
-	if (cl_resolve(cfg, target, &mac, &port))
-		return cl_drop(CL_CNT_DROP_NO_NEIGH);
-
 	old_src = ip->saddr;
 	old_dst = ip->daddr;
 	ip->ttl--;

@@ -17,7 +17,7 @@ enum cl_counter {
 	CL_CNT_REROUTED,        /* not ours any more (stale direct path): sent to a bouncer */
 	CL_CNT_LEARNED,         /* host cache entry written from an RTS option */
 	/* agent (endpoint egress) */
-	CL_CNT_TX_ENCAP,        /* encapsulated onto the substrate (sum of the next three) */
+	CL_CNT_TX_ENCAP,        /* not counted by BPF: userspace reports direct + via_bouncer + via_divider */
 	CL_CNT_DIRECT,          /* ... straight to the destination's host */
 	CL_CNT_VIA_BOUNCER,     /* ... to a bouncer of the destination network */
 	CL_CNT_VIA_DIVIDER,     /* ... to a divider of the VPC */

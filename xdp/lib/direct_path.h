@@ -8,7 +8,7 @@
  * agent sends on that direct path carry LEARN, so the original sender learns the way back.
  * Frames that already arrive direct and unflagged cost no map write (and no lookup).
  *
- * An entry is used only while now < expires_ns and gen == cl_config.hostcache_gen: userspace
+ * An entry is used only while jiffies < expires_j and gen == cl_config.hostcache_gen: userspace
  * deletes single entries when an endpoint moves or goes away and bumps the generation to
  * drop them all; the expiry bounds how long an entry it could not reach stays in use. A frame
  * that still reaches the old host is re-routed through a bouncer (transit.c). */
@@ -18,6 +18,7 @@
 #include "maps.h"
 #include "geneve.h"
 #include "neigh.h"
+#include "fcache.h"
 
 static __always_inline struct cl_hostcache *cl_hc_lookup(const struct cl_config *cfg, __u32 vni,
 							   __be32 ip)
@@ -27,31 +28,59 @@ static __always_inline struct cl_hostcache *cl_hc_lookup(const struct cl_config 
 
 	if (!e)
 		return NULL;
-	if (e->gen != cfg->hostcache_gen || bpf_ktime_get_coarse_ns() >= e->expires_ns)
+	if (e->gen != cfg->hostcache_gen || bpf_jiffies64() >= e->expires_j)
 		return NULL;
 	return e;
 }
 
-static __always_inline void cl_hc_learn(const struct cl_config *cfg, __u32 vni, __be32 ep_ip,
+static __always_inline __u64 cl_hc_ttl_jiffies(const struct cl_config *cfg)
+{
+	__u64 ttl_ms = (cfg->hostcache_ttl_ns ? cfg->hostcache_ttl_ns : CL_HOSTCACHE_TTL_DEFAULT_NS) / 1000000;
+	__u64 ttl = ttl_ms * (cfg->hz ? cfg->hz : 250) / 1000;
+
+	return ttl ? ttl : 1;
+}
+
+/* Learn (vni, ep_ip) -> RTS host; a BOUNCED frame also arms the notification countdown. */
+static __always_inline void cl_hc_learn(struct cl_config *cfg, __u32 vni, __be32 ep_ip,
 					const struct cl_rts_opt *rts)
 {
 	struct cl_ep_key k = { .vni = vni, .ip = ep_ip };
 	struct cl_hostcache v = {};
 	struct cl_hostcache *e;
+	struct cl_fc_learn *fl;
 	__be32 host = cl_rts_host(rts);
-	__u8 notify = (rts->flags & CL_RTS_F_BOUNCED) ? CL_HOSTCACHE_NOTIFY : 0;
-	__u64 ttl = cfg->hostcache_ttl_ns ? cfg->hostcache_ttl_ns : CL_HOSTCACHE_TTL_DEFAULT_NS;
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u8 bounced = (rts->flags & CL_RTS_F_BOUNCED) != 0;
+	__u32 epoch = cfg->epoch, kepoch = cfg->kepoch;
+	__u64 ttl, now = bpf_jiffies64();
 	const __u8 *mac;
 	__u32 port;
 
 	if (host == 0 || host == cfg->host_ip)
 		return;
+	/* fast: this very entry was found fresh (and armed, if we must arm) since the last change */
+	fl = cl_fc_learn_slot(vni, ep_ip);
+	if (fl && fl->vni == vni && fl->ip == ep_ip && fl->host == host && fl->epoch == epoch &&
+	    fl->kepoch == kepoch && now < fl->fresh_until_j && (fl->armed || !bounced))
+		return;
+
+	ttl = cl_hc_ttl_jiffies(cfg);
 	e = bpf_map_lookup_elem(&cl_hostcache, &k);
-	if (e && e->host_ip == host && e->gen == cfg->hostcache_gen &&
-	    e->expires_ns > now + ttl / 2) {
-		if (notify)
-			e->notify = notify;
+	if (e && e->host_ip == host && e->gen == cfg->hostcache_gen && e->expires_j > now + ttl / 2) {
+		if (bounced && e->notify != CL_HOSTCACHE_NOTIFY) {
+			e->notify = CL_HOSTCACHE_NOTIFY; /* the sender bounces: teach it again */
+			cl_kepoch_bump(cfg);
+			return;
+		}
+		if (fl) { /* nothing to write: remember that */
+			fl->ip = ep_ip;
+			fl->host = host;
+			fl->epoch = epoch;
+			fl->kepoch = kepoch;
+			fl->armed = e->notify == CL_HOSTCACHE_NOTIFY;
+			fl->fresh_until_j = e->expires_j - ttl / 2;
+			fl->vni = vni;
+		}
 		return;
 	}
 	v.host_ip = host;
@@ -61,10 +90,11 @@ static __always_inline void cl_hc_learn(const struct cl_config *cfg, __u32 vni, 
 	} else {
 		__builtin_memcpy(v.mac, rts->host_mac, 6);
 	}
-	v.notify = notify;
+	v.notify = bounced ? CL_HOSTCACHE_NOTIFY : 0;
 	v.gen = cfg->hostcache_gen;
-	v.expires_ns = now + ttl;
+	v.expires_j = now + ttl;
 	bpf_map_update_elem(&cl_hostcache, &k, &v, BPF_ANY);
+	cl_kepoch_bump(cfg);
 	cl_count(CL_CNT_LEARNED);
 }
 

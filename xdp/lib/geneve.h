@@ -83,17 +83,73 @@ struct cl_encap_args {
 	__u8 rts_flags;
 };
 
-/* Push outer Ethernet/IPv4/UDP/Geneve+RTS in front of the frame. Returns 0 or a drop reason. */
-static __always_inline int cl_encap(struct xdp_md *ctx, const struct cl_config *cfg,
-				    const struct cl_encap_args *a)
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "cl_encap composes header words for a little-endian BPF target (bpfel)"
+#endif
+
+/* Bytes b0..b3 in memory order as one little-endian 32-bit store. */
+#define CL_LE32(b0, b1, b2, b3) \
+	((__u32)(__u8)(b0) | ((__u32)(__u8)(b1) << 8) | ((__u32)(__u8)(b2) << 16) | ((__u32)(__u8)(b3) << 24))
+
+/* Compose the 66-byte outer header of a flow into @d (8-byte aligned, >= 68 bytes) with total
+ * length, UDP length and IPv4 checksum left 0; returns the IPv4 header sum without the total
+ * length. Composed in registers as 32-bit words -- this is done once per flow and cached
+ * (lib/fcache.h); cl_encap_push() then copies it in front of every frame. */
+static __always_inline __u32 cl_encap_template(__u32 *d, const struct cl_config *cfg,
+					       const struct cl_encap_args *a)
 {
+	const __u16 *dm = (const __u16 *)a->dst_mac;
+	const __u16 *sm = (const __u16 *)cfg->host_mac;
+	const __u8 *hm = cfg->host_mac;
+	__u32 saddr = cfg->host_ip, daddr = a->dst_ip;
+	__u16 sport_be = bpf_htons(CL_SPORT_BASE | (a->hash & CL_SPORT_MASK));
+
+	/* Ethernet: dst, src, type */
+	d[0] = dm[0] | ((__u32)dm[1] << 16);
+	d[1] = dm[2] | ((__u32)sm[0] << 16);
+	d[2] = sm[1] | ((__u32)sm[2] << 16);
+	/* type 0x0800 | IPv4 version 4, ihl 5 | tos 0 */
+	d[3] = CL_LE32(0x08, 0x00, 0x45, 0x00);
+	/* total length (per frame) | id 0 */
+	d[4] = 0;
+	/* fragment 0 | ttl | protocol UDP */
+	d[5] = CL_LE32(0, 0, CL_OUTER_TTL, IPPROTO_UDP);
+	/* checksum (per frame) | saddr[0..1] */
+	d[6] = saddr << 16;
+	/* saddr[2..3] | daddr[0..1] */
+	d[7] = (saddr >> 16) | (daddr << 16);
+	/* daddr[2..3] | UDP source port (the flow hash) */
+	d[8] = (daddr >> 16) | ((__u32)sport_be << 16);
+	/* UDP destination port 6081 | length (per frame) */
+	d[9] = bpf_htons(CL_GENEVE_PORT);
+	/* UDP checksum 0 (RFC 8926 3.3) | Geneve ver 0 + optlen 4 words | flags 0 */
+	d[10] = CL_LE32(0, 0, sizeof(struct cl_rts_opt) / 4, 0);
+	/* Geneve protocol 0x6558 | VNI[0..1] */
+	d[11] = CL_LE32(CL_ETH_P_TEB >> 8, CL_ETH_P_TEB, a->vni >> 16, a->vni >> 8);
+	/* VNI[2] | reserved | option class 0x0111 */
+	d[12] = CL_LE32(a->vni, 0, CL_OPT_CLASS >> 8, CL_OPT_CLASS);
+	/* option type RTS | length 3 words | RTS flags | host ip[0] */
+	d[13] = CL_LE32(CL_OPT_TYPE_RTS, CL_RTS_LEN_WORDS, a->rts_flags, saddr);
+	/* host ip[1..3] | host mac[0] */
+	d[14] = (saddr >> 8) | ((__u32)hm[0] << 24);
+	/* host mac[1..4] */
+	d[15] = CL_LE32(hm[1], hm[2], hm[3], hm[4]);
+	/* host mac[5] | pad */
+	d[16] = hm[5];
+	/* IPv4 header words as they sit in memory, total length and checksum excluded */
+	return 0x0045 + 0x1100 + CL_OUTER_TTL + (saddr & 0xffff) + (saddr >> 16) + (daddr & 0xffff) +
+	       (daddr >> 16);
+}
+
+/* Push a flow's outer header (from cl_encap_template) in front of the frame and fill in the
+ * lengths and the checksum. Returns 0 or a drop reason. */
+static __always_inline int cl_encap_push(struct xdp_md *ctx, const __u8 *hdr, __u32 csum_base)
+{
+	const __u64 *t = (const __u64 *)hdr;
 	void *data, *data_end;
-	struct ethhdr *eth;
-	struct iphdr *ip;
-	struct udphdr *udp;
-	struct cl_genevehdr *g;
-	struct cl_rts_opt *rts;
-	__u32 inner_len;
+	__u32 ip_len;
+	__u16 tot_be;
+	__u64 *d;
 
 	if (bpf_xdp_adjust_head(ctx, -(int)CL_ENCAP_LEN))
 		return CL_CNT_DROP_ADJUST;
@@ -101,47 +157,18 @@ static __always_inline int cl_encap(struct xdp_md *ctx, const struct cl_config *
 	data_end = (void *)(long)ctx->data_end;
 	if (data + CL_ENCAP_LEN > data_end)
 		return CL_CNT_DROP_ADJUST;
-	inner_len = (__u32)(data_end - data) - CL_ENCAP_LEN;
-
-	eth = data;
-	cl_mac_copy16(eth->h_dest, a->dst_mac);
-	cl_mac_copy16(eth->h_source, cfg->host_mac);
-	eth->h_proto = bpf_htons(ETH_P_IP);
-
-	ip = data + CL_OFF_IP;
-	*(__u16 *)ip = bpf_htons(0x4500); /* version 4, ihl 5, tos 0 */
-	ip->tot_len = bpf_htons(CL_ENCAP_LEN - ETH_HLEN + inner_len);
-	ip->id = 0;
-	ip->frag_off = 0;
-	ip->ttl = CL_OUTER_TTL;
-	ip->protocol = IPPROTO_UDP;
-	ip->saddr = cfg->host_ip;
-	ip->daddr = a->dst_ip;
-	ip->check = cl_ipv4_csum(ip);
-
-	udp = data + CL_OFF_UDP;
-	udp->source = bpf_htons(CL_SPORT_BASE | (a->hash & CL_SPORT_MASK));
-	udp->dest = bpf_htons(CL_GENEVE_PORT);
-	udp->len = bpf_htons(CL_ENCAP_LEN - CL_OFF_UDP + inner_len);
-	udp->check = 0; /* allowed for Geneve over IPv4 (RFC 8926 3.3); receivers accept both */
-
-	g = data + CL_OFF_GNV;
-	g->ver_optlen = sizeof(struct cl_rts_opt) / 4;
-	g->flags = 0;
-	g->proto = bpf_htons(CL_ETH_P_TEB);
-	g->vni[0] = (a->vni >> 16) & 0xff;
-	g->vni[1] = (a->vni >> 8) & 0xff;
-	g->vni[2] = a->vni & 0xff;
-	g->rsvd = 0;
-
-	rts = data + CL_OFF_OPTS;
-	rts->hdr.opt_class = bpf_htons(CL_OPT_CLASS);
-	rts->hdr.type = CL_OPT_TYPE_RTS;
-	rts->hdr.len = CL_RTS_LEN_WORDS;
-	rts->flags = a->rts_flags;
-	__builtin_memcpy(rts->host_ip, &cfg->host_ip, 4);
-	__builtin_memcpy(rts->host_mac, cfg->host_mac, 6);
-	rts->pad = 0;
+	ip_len = (__u32)(data_end - data) - ETH_HLEN;
+	tot_be = bpf_htons(ip_len);
+	d = data;
+	d[0] = t[0];
+	d[1] = t[1];
+	d[2] = t[2] | tot_be;                                    /* bytes 16-17: total length */
+	d[3] = t[3] | cl_csum_fold(csum_base + tot_be);            /* bytes 24-25: checksum */
+	d[4] = t[4] | ((__u64)bpf_htons(ip_len - sizeof(struct iphdr)) << 48); /* 38-39: UDP len */
+	d[5] = t[5];
+	d[6] = t[6];
+	d[7] = t[7];
+	*(__u16 *)(d + 8) = *(const __u16 *)(t + 8);
 	return 0;
 }
 

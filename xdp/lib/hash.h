@@ -17,13 +17,14 @@ static __always_inline __u32 cl_fmix32(__u32 h)
 	return h;
 }
 
+/* One finaliser over the folded 5-tuple: every field reaches every output bit; the rotation
+ * keeps saddr and daddr from cancelling (a->b and b->a differ). */
 static __always_inline __u32 cl_flow_hash(__be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
 					   __u8 proto)
 {
-	__u32 h = cl_fmix32(saddr ^ 0x9e3779b9);
+	__u32 h = saddr * 0x9e3779b1 + ((daddr << 13) | (daddr >> 19));
 
-	h = cl_fmix32(h ^ daddr);
-	return cl_fmix32(h ^ (((__u32)sport << 16) | dport) ^ ((__u32)proto << 8));
+	return cl_fmix32(h ^ (((__u32)sport << 16) | dport) ^ ((__u32)proto << 24));
 }
 
 #endif /* CL_HASH_H */

@@ -16,12 +16,15 @@
 #define CL_MAX_VPCS 1024
 #define CL_MAX_NETWORKS 4096
 #define CL_MAX_ENDPOINTS 16384
-#define CL_MAX_IFACES 4096
+#define CL_IFACE_SLOTS 16384 /* cl_ifaces is an array indexed by ifindex below this */
+#define CL_MAX_IFACES_X 4096 /* larger ifindexes: cl_ifaces_x (hash) */
 #define CL_MAX_SCALED 1024
 #define CL_MAX_HOSTCACHE 16384
 #define CL_MAX_LB_FLOWS 16384
 #define CL_MAX_NEIGHS 1024
 #define CL_MAX_PORTS 4096
+#define CL_FCACHE_BITS 10
+#define CL_FCACHE_SLOTS (1 << CL_FCACHE_BITS) /* per CPU, per cache */
 
 #define CL_MAX_BOUNCERS 16 /* per network; power of two (index masking) */
 #define CL_MAX_DIVIDERS 16 /* per VPC */
@@ -40,8 +43,12 @@ struct cl_config {
 	__u8 nexthop_mac[6];     /* substrate next hop for unknown neighbours (zero: none) */
 	__u32 flags;             /* CL_CFG_F_* */
 	__u32 hostcache_gen;     /* host cache entries of another generation are ignored */
-	__u32 _pad;
+	__u32 hz;                /* kernel jiffies per second (0: assume 250) */
 	__u64 hostcache_ttl_ns;  /* lifetime of a learned direct path (0: default 30 s) */
+	__u32 epoch;             /* bumped by userspace on every change: flushes the fast caches */
+	__u32 kepoch;            /* bumped (atomically) by the dataplane when it writes the host
+				  * cache; a concurrent userspace write may lose a bump, harmless
+				  * since that write bumps epoch (the pair never repeats) */
 };
 
 /* ---- VPCs: cl_vpcs[vni] --------------------------------------------------------------- */
@@ -95,7 +102,9 @@ struct cl_ep {
 	__u8 _pad1[2];
 };
 
-/* ---- local endpoint interfaces: cl_ifaces[ifindex of the droplet-side veth] ----------- */
+/* ---- local endpoint interfaces: cl_ifaces[ifindex of the droplet-side veth] -----------
+ * An array (an inlined lookup, no hashing: the agent does it for every frame); a slot with
+ * vni 0 is empty. Ifindexes >= CL_IFACE_SLOTS (netns with much veth churn) use cl_ifaces_x. */
 struct cl_iface {
 	__u32 vni;
 	__be32 ip;       /* the only source address this endpoint may use */
@@ -121,7 +130,7 @@ struct cl_hostcache {
 	__u8 _pad0;
 	__u32 gen;       /* cl_config.hostcache_gen when learned */
 	__u32 _pad1;
-	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns) */
+	__u64 expires_j; /* in jiffies (bpf_jiffies64: free, unlike a clock read per packet) */
 };
 
 /* ---- scaled-endpoint reverse translation: cl_lb_rnat[flow] (LRU) ---------------------- */
@@ -145,6 +154,52 @@ struct cl_neigh {
 	__u8 mac[6];
 	__u8 _pad[2];
 	__u32 ifindex;  /* egress port (0: substrate_ifindex) */
+};
+
+/* ---- per-CPU decision caches (lib/fcache.h) --------------------------------------------
+ * Each slot remembers one forwarding decision together with every input it depends on. */
+struct cl_fc_agent {     /* agent: (vni, destination, flow hash) -> next hop */
+	__u32 vni;        /* 0: empty slot */
+	__be32 daddr;
+	__u32 hash;
+	__u32 epoch;      /* cl_config.epoch when filled */
+	__u32 kepoch;     /* cl_config.kepoch when filled */
+	__u8 event;       /* CL_CNT_DIRECT / _VIA_BOUNCER / _VIA_DIVIDER / _LOCAL */
+	__u8 _pad0[3];
+	__be32 dst_ip;    /* droplet to encapsulate to */
+	__u32 port;       /* egress ifindex (LOCAL: the endpoint's veth) */
+	__u8 mac[6];      /* next-hop MAC (LOCAL: the endpoint's MAC) */
+	__u8 _pad1[2];
+	__u32 csum_base;  /* outer IPv4 header sum without the total length */
+	__u32 _pad2;
+	__u64 expires_j;  /* learned direct paths expire; others: ~0 */
+	__u8 hdr[72];     /* the 66-byte outer header for this flow, lengths and checksum 0 */
+};
+
+struct cl_fc_transit {   /* transit: (vni, destination, outer source port) -> action */
+	__u32 vni;
+	__be32 daddr;
+	__be16 sport;
+	__u8 event;       /* CL_CNT_RX_DECAP / _BOUNCED / _DIVIDED / _REROUTED */
+	__u8 _pad0;
+	__u32 epoch;
+	__be32 vpc_ip;    /* inner sources must be in the VPC */
+	__be32 vpc_mask;
+	__be32 target;    /* next droplet (forwarding) */
+	__u32 port;       /* egress ifindex (decap: the endpoint's veth; 0: XDP_TX) */
+	__u8 mac[6];      /* next-hop MAC, or the endpoint's MAC */
+	__u8 _pad1[2];
+};
+
+struct cl_fc_learn {     /* transit: (vni, inner source) already learned, nothing to write */
+	__u32 vni;
+	__be32 ip;
+	__be32 host;
+	__u32 epoch;
+	__u32 kepoch;
+	__u8 armed;       /* the entry's notify countdown is full */
+	__u8 _pad[3];
+	__u64 fresh_until_j; /* after this the entry is refreshed (half its lifetime) */
 };
 
 struct {
@@ -181,12 +236,20 @@ struct {
 } cl_endpoints SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CL_MAX_IFACES);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CL_IFACE_SLOTS);
 	__type(key, __u32);
 	__type(value, struct cl_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cl_ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CL_MAX_IFACES_X);
+	__type(key, __u32);
+	__type(value, struct cl_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cl_ifaces_x SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -233,6 +296,30 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CL_FCACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cl_fc_agent);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cl_fc_agent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CL_FCACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cl_fc_transit);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cl_fc_transit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CL_FCACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cl_fc_learn);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cl_fc_learn SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CL_CNT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -251,6 +338,16 @@ static __always_inline int cl_drop(__u32 reason)
 {
 	cl_count(reason);
 	return XDP_DROP;
+}
+
+static __always_inline struct cl_iface *cl_lookup_iface(__u32 ifindex)
+{
+	struct cl_iface *i;
+
+	if (ifindex >= CL_IFACE_SLOTS)
+		return bpf_map_lookup_elem(&cl_ifaces_x, &ifindex);
+	i = bpf_map_lookup_elem(&cl_ifaces, &ifindex);
+	return (i && i->vni) ? i : NULL;
 }
 
 static __always_inline struct cl_config *cl_get_config(void)
