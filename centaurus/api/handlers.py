@@ -127,9 +127,8 @@ async def list_(call: Call) -> web.Response:
                 {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]},
             )
         revs.append(p.revision)
-    list_rv = (
-        str(revs[0]) if len(revs) == 1 else ".".join(f"{i}:{r}" for i, r in zip(parts, revs, strict=True))
-    )
+    # across partitions: the composite "<r0>.<r1>..." of every partition's read revision
+    list_rv = str(revs[0]) if len(revs) == 1 else ".".join(str(r) for r in revs)
     entries = []
     for i, prefix in scopes:
         for e in call.storage.parts[i].kind(call.kind.storage_prefix).entries(prefix):
@@ -336,6 +335,11 @@ async def _mutate(call: Call, fn: Any, expected_rv: str | None = None) -> dict[s
     """Read, transform, compare-and-swap; retried on conflict unless the client pinned a version."""
     for _ in range(PATCH_RETRIES):
         cur, rev = await call.storage.get(call.kind, call.tenant, call.ns, call.name)
+        if expected_rv and "." in expected_rv:
+            # a composite version (object seen in a cross-partition watch): its partition's part
+            comps = expected_rv.split(".")
+            idx = call.storage.part_for(call.kind, call.tenant).index
+            expected_rv = comps[idx] if idx < len(comps) else expected_rv
         if expected_rv and expected_rv != str(rev):
             raise conflict(call.kind.plural, call.name, call.kind.group)
         new = fn(copy.deepcopy(cur))

@@ -23,7 +23,7 @@ from centaurus.api.metrics import METRICS
 from centaurus.api.watchcache import CacheEvent, Watcher
 from centaurus.objects import table
 from centaurus.objects.selectors import both
-from centaurus.objects.status import status_failure
+from centaurus.objects.status import ApiStatusError, status_failure
 
 BOOKMARK_EVERY = 5.0
 
@@ -46,8 +46,13 @@ async def watch(call: Call) -> web.StreamResponse:
     prefixes = scopes_of(call)
     pred = both(pred, all_tenant_ns_pred(call))
     parts = sorted({i for i, _ in prefixes})
-    if len(parts) > 1 and rv not in ("", "0"):
-        revs = _multi_rv(rv)
+    multi = len(parts) > 1
+    if multi and rv not in ("", "0"):
+        if rv.isdigit():  # a plain revision cannot be placed across partitions: relist
+            return await _gone(call, int(rv), 0)
+        revs = _multi_rv(rv, len(call.storage.parts))
+        if revs is None:
+            raise ApiStatusError(400, f"invalid resourceVersion {rv!r}", "BadRequest")
     else:
         revs = {parts[0]: int(rv)} if rv.isdigit() and rv != "0" else {}
 
@@ -76,7 +81,7 @@ async def watch(call: Call) -> web.StreamResponse:
                 and (pred is None or pred(e.entry.obj) or (e.prev is not None and pred(e.prev.obj)))
             )
         elif rv in ("", "0") or initial:
-            initial_entries.extend(e for e in kc.entries(prefix) if pred is None or pred(e.obj))
+            initial_entries.extend((idx, e) for e in kc.entries(prefix) if pred is None or pred(e.obj))
 
     resp = web.StreamResponse(headers={"Content-Type": encoding.JSON, "Cache-Control": "no-cache"})
     resp.enable_chunked_encoding()
@@ -97,11 +102,30 @@ async def watch(call: Call) -> web.StreamResponse:
             return _line(ev_type, orjson.dumps(t))
         return _line(ev_type, raw)
 
+    # delivered position per partition; cross-partition streams stamp every object with the
+    # composite "<r0>.<r1>..." after its event, so a client resumes from any event exactly
+    pos = {i: revs.get(i, start_revs[i]) for i in parts}
+
+    def composite() -> str:
+        return ".".join(
+            str(pos.get(i, call.storage.parts[i].revision)) for i in range(len(call.storage.parts))
+        )
+
+    def emit(ev_type: str, idx: int, rev: int, obj: dict[str, Any], raw: bytes) -> bytes:
+        if not multi:
+            return encode(ev_type, obj, raw)
+        pos[idx] = max(pos[idx], rev)
+        stamped = {**obj, "metadata": {**obj["metadata"], "resourceVersion": composite()}}
+        return encode(ev_type, stamped, orjson.dumps(stamped))
+
     def bookmark(extra: dict[str, str] | None = None) -> bytes:
-        if len(parts) == 1:
-            cur = str(call.storage.parts[parts[0]].revision)
+        if not multi:
+            pos[parts[0]] = call.storage.parts[parts[0]].revision
+            cur = str(pos[parts[0]])
         else:
-            cur = ".".join(f"{i}:{call.storage.parts[i].revision}" for i in parts)
+            for i in parts:  # everything up to the cache revision has been drained and sent
+                pos[i] = max(pos[i], call.storage.parts[i].revision)
+            cur = composite()
         md: dict[str, Any] = {"resourceVersion": cur}
         if extra:
             md["annotations"] = extra
@@ -111,18 +135,18 @@ async def watch(call: Call) -> web.StreamResponse:
         )
 
     try:
-        out = [encode("ADDED", e.obj, e.raw) for e in initial_entries]
-        seen_rev = dict(start_revs)
+        out = []
+        for idx, e in initial_entries:
+            out.append(emit("ADDED", idx, start_revs[idx], e.obj, e.raw))
         for idx, ev in sorted(backlog, key=lambda x: x[1].rev):
-            out.append(_event_line(ev, pred, encode))
-            seen_rev[idx] = max(seen_rev.get(idx, 0), ev.rev)
+            out.append(emit(ev.type, idx, ev.rev, ev.entry.obj, ev.entry.raw))
         if initial and bookmarks:
             out.append(bookmark({"k8s.io/initial-events-end": "true"}))
         if out:
             await resp.write(b"".join(out))
         deadline = time.monotonic() + timeout
         last_mark = time.monotonic()
-        queues = [w.queue for _, w in watchers]
+        queues = [(idx, w.queue) for (idx, _), (_, w) in zip(prefixes, watchers, strict=True)]
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -130,10 +154,7 @@ async def watch(call: Call) -> web.StreamResponse:
             batch = await _next_events(queues, min(left, BOOKMARK_EVERY if bookmarks else left))
             if batch is None:
                 break  # a watcher overflowed or the cache was reset: the client re-lists
-            lines = []
-            for idx_ev in batch:
-                # skip what the backlog already delivered (registered before history was read)
-                lines.append(_event_line(idx_ev, pred, encode))
+            lines = [emit(ev.type, idx, ev.rev, ev.entry.obj, ev.entry.raw) for idx, ev in batch]
             if bookmarks and time.monotonic() - last_mark >= BOOKMARK_EVERY:
                 lines.append(bookmark())
                 last_mark = time.monotonic()
@@ -150,47 +171,41 @@ async def watch(call: Call) -> web.StreamResponse:
     return resp
 
 
-def _event_line(ev: CacheEvent, pred: Any, encode: Any) -> bytes:
-    line: bytes = encode(ev.type, ev.entry.obj, ev.entry.raw)
-    return line
-
-
 async def _next_events(
-    queues: list[asyncio.Queue[CacheEvent | None]], wait: float
-) -> list[CacheEvent] | None:
+    queues: list[tuple[int, asyncio.Queue[CacheEvent | None]]], wait: float
+) -> list[tuple[int, CacheEvent]] | None:
     """Everything queued now, or wait up to ``wait`` seconds for the first event. None = closed."""
-    out: list[CacheEvent] = []
-    for qu in queues:
+    out: list[tuple[int, CacheEvent]] = []
+    for idx, qu in queues:
         while not qu.empty():
             ev = qu.get_nowait()
             if ev is None:
                 return None
-            out.append(ev)
+            out.append((idx, ev))
     if out:
         return out
-    getters = [asyncio.ensure_future(qu.get()) for qu in queues]
+    getters = [(idx, asyncio.ensure_future(qu.get())) for idx, qu in queues]
     try:
-        await asyncio.wait(getters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([g for _, g in getters], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for g in getters:
+        for _, g in getters:
             if not g.done():
                 g.cancel()
-    for g in getters:
+    for idx, g in getters:
         if g.done() and not g.cancelled():
             ev = g.result()
             if ev is None:
                 return None
-            out.append(ev)
+            out.append((idx, ev))
     return out
 
 
-def _multi_rv(rv: str) -> dict[int, int]:
-    out = {}
-    for part in rv.split("."):
-        i, _, r = part.partition(":")
-        if i.isdigit() and r.isdigit():
-            out[int(i)] = int(r)
-    return out
+def _multi_rv(rv: str, n: int) -> dict[int, int] | None:
+    """``"<r0>.<r1>..."`` (one revision per partition) -> {index: revision}; None if malformed."""
+    parts = rv.split(".")
+    if len(parts) != n or not all(p.isdigit() for p in parts):
+        return None
+    return {i: int(p) for i, p in enumerate(parts)}
 
 
 async def _gone(call: Call, rv: int, oldest: int) -> web.StreamResponse:

@@ -397,9 +397,9 @@ class AsyncClient:
                     field_selector=field_selector,
                 ):
                     obj_rv = ((ev.get("object") or {}).get("metadata") or {}).get("resourceVersion")
-                    # composite versions (all-tenant watches over several partitions) advance only
-                    # with bookmarks; a resume may then replay a few events, never lose one
-                    if obj_rv and (ev["type"] == "BOOKMARK" or "." not in str(rv)):
+                    # cross-partition streams stamp each object with the composite version
+                    # after its event, so every event is a resume point
+                    if obj_rv:
                         rv = str(obj_rv)
                     if ev["type"] != "BOOKMARK":
                         yield ev

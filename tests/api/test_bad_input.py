@@ -203,7 +203,12 @@ def test_no_or_bad_credential_is_401(server: Server) -> None:
 
 def test_strict_field_validation(server: Server) -> None:
     api = server.client()
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict", "bogusMeta": 1}, "bogus": 1}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "strict", "bogusMeta": 1},
+        "bogus": 1,
+    }
     doc = assert_status(api.request("POST", CM_PATH + "?fieldValidation=Strict", body=body, check=False), 400)
     assert 'unknown field "bogus"' in doc["message"] and "metadata.bogusMeta" in doc["message"]
     assert api.request("GET", f"{CM_PATH}/strict", check=False).status_code == 404
