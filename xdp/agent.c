@@ -111,6 +111,8 @@ static __always_inline int cl_agent_decide(struct cl_config *cfg, const struct c
 		return CL_CNT_DROP_NO_NEIGH;
 	cl_mac_copy16(nh->mac, mac);
 template:
+	if (nh->event == CL_CNT_VIA_BOUNCER || nh->event == CL_CNT_VIA_DIVIDER)
+		a.rts_flags = CL_RTS_F_VIA; /* whoever delivers it: learn us, tell us back */
 	a.dst_ip = nh->dst_ip;
 	a.dst_mac = nh->mac;
 	nh->csum_base = cl_encap_template((__u32 *)nh->hdr, cfg, &a);

@@ -167,6 +167,11 @@ int cl_transit(struct xdp_md *ctx)
 		return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
 
 	vni = cl_geneve_vni(g);
+	if (rts && (rts->flags & CL_RTS_F_STALE)) {
+		/* our direct path to the inner destination led to a droplet that lost it */
+		cl_hc_invalidate(cfg, vni, iip->daddr);
+		return XDP_DROP;
+	}
 	epoch = cfg->epoch;
 	act = cl_fc_transit_slot(vni, iip->daddr, udp->source);
 	if (!act)
@@ -178,6 +183,22 @@ int cl_transit(struct xdp_md *ctx)
 	} else {
 		act->vni = 0; /* the slot is being rewritten */
 		err = cl_transit_decide(cfg, vni, iip->saddr, iip->daddr, udp->source, act);
+		if ((err == CL_CNT_DROP_NO_NETWORK || err == CL_CNT_DROP_NO_ENDPOINT) && rts) {
+			/* sent here direct (a learned path) for an endpoint that lived here and is gone:
+			 * tell the sender (only for our own tombstones: garbage stays a counted drop) */
+			struct cl_ep_key gk = { .vni = vni, .ip = iip->daddr };
+			struct cl_gone *gone = bpf_map_lookup_elem(&cl_gone, &gk);
+			__be32 sender = cl_rts_host(rts);
+			const __u8 *mac;
+
+			if (gone && bpf_jiffies64() < gone->until_j && sender && sender == ip->saddr &&
+			    sender != cfg->host_ip &&
+			    !(rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_VIA | CL_RTS_F_STALE)) &&
+			    cl_resolve(cfg, sender, &mac, &port) == 0) {
+				cl_rts_set_flag(rts, udp, CL_RTS_F_STALE);
+				return cl_forward(ctx, cfg, eth, ip, udp, sender, mac, port, CL_CNT_REFLECTED);
+			}
+		}
 		if (err)
 			return cl_drop(err);
 		act->daddr = iip->daddr;
@@ -188,12 +209,12 @@ int cl_transit(struct xdp_md *ctx)
 
 	if (act->event != CL_CNT_RX_DECAP) {
 		if (act->event == CL_CNT_BOUNCED && rts)
-			cl_rts_mark_bounced(rts, udp);
+			cl_rts_set_flag(rts, udp, CL_RTS_F_BOUNCED);
 		return cl_forward(ctx, cfg, eth, ip, udp, act->target, act->mac, act->port, act->event);
 	}
 
 	/* local delivery */
-	if (rts && (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_LEARN)))
+	if (rts && (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_VIA | CL_RTS_F_LEARN)))
 		cl_hc_learn(cfg, vni, iip->saddr, rts);
 	if (cfg->flags & CL_CFG_F_LB) {
 		struct cl_flow f;

@@ -21,6 +21,8 @@ OPT_CLASS = 0x0111
 OPT_TYPE_RTS = 0x48
 RTS_F_BOUNCED = 1 << 1
 RTS_F_LEARN = 1 << 2
+RTS_F_VIA = 1 << 3
+RTS_F_STALE = 1 << 4
 ENCAP_LEN = 66  # outer Eth 14 + IPv4 20 + UDP 8 + Geneve 8 + RTS option 16
 OUTER_TTL = 64
 SPORT_BASE = 0xC000
@@ -183,6 +185,10 @@ class LbVal(Structure):
     _fields_ = [("vip", c_uint32), ("_pad", c_uint32)]
 
 
+class Gone(Structure):
+    _fields_ = [("until_j", c_uint64)]
+
+
 class Neigh(Structure):
     _fields_ = [("mac", Mac), ("_pad", c_uint8 * 2), ("ifindex", c_uint32)]
 
@@ -237,6 +243,7 @@ MAPS: dict[str, tuple[Any, Any]] = {
     "cl_hostcache": (EpKey, HostCache),
     "cl_lb_rnat": (LbKey, LbVal),
     "cl_neigh": (c_uint32, Neigh),
+    "cl_gone": (EpKey, Gone),
     "cl_tx_ports": (c_uint32, c_uint32),
     "cl_counters": (c_uint32, c_uint64),
     "cl_fc_agent": (c_uint32, FcAgent),
@@ -255,5 +262,6 @@ COUNTER_NAMES: tuple[str, ...] = (
     "drop_no_network", "drop_no_bouncer", "drop_no_divider", "drop_no_neigh", "drop_ttl",
     "drop_no_port", "drop_no_config", "drop_not_endpoint", "drop_unsupported", "drop_arp",
     "drop_no_backend", "drop_scaled_remote", "drop_adjust", "drop_loop",
+    "reflected", "invalidated",
 )
 COUNTER = {name: i for i, name in enumerate(COUNTER_NAMES)}

@@ -63,6 +63,7 @@ class Overlay:
         self.ifaces_x = m["cl_ifaces_x"]
         self.hostcache, self.lb_rnat, self.neigh = m["cl_hostcache"], m["cl_lb_rnat"], m["cl_neigh"]
         self.tx_ports, self.counters = m["cl_tx_ports"], m["cl_counters"]
+        self.gone = m["cl_gone"]
 
     # ---- life cycle ---------------------------------------------------------------------
     @classmethod
@@ -242,12 +243,22 @@ class Overlay:
         M.set_mac(e.mac, mac)
         if ifindex:
             self.add_port(ifindex)
-        self.endpoints.update(M.EpKey(vni=_vni(vni), ip=M.ip4(ip)), e)
-        self.hostcache.delete(M.EpKey(vni=_vni(vni), ip=M.ip4(ip)))
+        k = M.EpKey(vni=_vni(vni), ip=M.ip4(ip))
+        self.endpoints.update(k, e)
+        self.hostcache.delete(k)
+        self.gone.delete(k)
         self.bump_epoch()
 
     def delete_endpoint(self, vni: int, ip: str) -> None:
+        """Forget an endpoint. If it was local, leave a tombstone for one host-cache lifetime:
+        frames that still arrive on a learned direct path are reflected to their sender, whose
+        dataplane then forgets that path at once (instead of after its expiry)."""
         k = M.EpKey(vni=_vni(vni), ip=M.ip4(ip))
+        old = self.endpoints.lookup(k)
+        if old is not None and old.ifindex:
+            c = self.get_config()
+            ttl = c.hostcache_ttl_ns or M.HOSTCACHE_TTL_DEFAULT_NS
+            self.gone.update(k, M.Gone(until_j=self.jiffies() + kclock.ns_to_jiffies(ttl, c.hz or 250)))
         self.endpoints.delete(k)
         self.hostcache.delete(k)
         self.scaled.delete(k)

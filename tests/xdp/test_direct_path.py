@@ -9,7 +9,7 @@ import time
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
-from xdputil import D2, D3, D3_MAC, ME, VNI_A, A, C, Droplet, geneve, inner, parse_rts, rts
+from xdputil import D2, D3, D3_MAC, ME, VNI_A, A, B, C, Droplet, geneve, inner, parse_rts, rts
 
 from centaurus.bpf import maps as M
 
@@ -108,3 +108,64 @@ def test_rts_naming_ourselves_or_nobody_is_not_learned(d1: Droplet) -> None:
     for host in (ME, "0.0.0.0"):
         d1.transit(geneve(inner(C, A[1]), VNI_A, options=[rts(host, flags=M.RTS_F_BOUNCED)]))
     assert d1.ov.direct_path(VNI_A, C[1]) is None
+
+
+def test_frame_sent_via_a_bouncer_that_is_the_destination_host_is_learned(d1: Droplet) -> None:
+    """The sender's bouncer pick was our droplet itself: no BOUNCED, but VIA says 'learn me'."""
+    d1.transit(geneve(inner(C, A[1]), VNI_A, src=D3, options=[rts(D3, D3_MAC, flags=M.RTS_F_VIA)]))
+    h = d1.ov.hostcache.lookup(M.EpKey(vni=VNI_A, ip=M.ip4(C[1])))
+    assert h is not None and M.ip4_str(h.host_ip) == D3 and h.notify == M.HOSTCACHE_NOTIFY
+
+
+def direct_from_d2(dst: str, flags: int = 0) -> Ether:
+    return geneve(inner(C, dst), VNI_A, src=D2, options=[rts(D2, "02:00:0a:c7:00:0c", flags=flags)])
+
+
+def test_deleted_local_endpoint_reflects_direct_frames_to_their_sender(d1: Droplet) -> None:
+    d1.ov.delete_endpoint(VNI_A, A[1])
+    d1.ov.delete_network(VNI_A, "10.10.1.0/24")  # nothing left here to re-route with
+    d1.mark()
+    r = d1.transit(direct_from_d2(A[1]))
+    assert r.action == "XDP_TX"
+    o = Ether(r.data_out)
+    assert (o[IP].src, o[IP].dst) == (ME, D2)
+    flags, host, _ = parse_rts(o[GENEVE])
+    assert flags == M.RTS_F_STALE and host == D2
+    assert bytes(o)[M.ENCAP_LEN:] == bytes(direct_from_d2(A[1]))[M.ENCAP_LEN:], "inner frame as sent"
+    # frames that did not come on a learned direct path, or for strangers, stay counted drops
+    assert d1.transit(direct_from_d2(A[1], flags=M.RTS_F_VIA)).action == "XDP_DROP"
+    assert d1.transit(direct_from_d2(A[1], flags=M.RTS_F_BOUNCED)).action == "XDP_DROP"
+    assert d1.transit(direct_from_d2("10.10.1.77")).action == "XDP_DROP"
+    assert d1.delta() == {"reflected": 1, "drop_no_network": 3}
+
+
+def test_deleted_endpoint_at_its_bouncer_reflects_too(d1: Droplet) -> None:
+    d1.ov.put_network(VNI_A, "10.10.1.0/24", bouncers=[ME], net_id=1, bouncer_here=True)
+    d1.ov.delete_endpoint(VNI_A, A[1])
+    d1.mark()
+    assert d1.transit(direct_from_d2(A[1])).action == "XDP_TX"
+    assert d1.delta() == {"reflected": 1}
+
+
+def test_tombstone_expires_and_readding_clears_it(d1: Droplet) -> None:
+    d1.ov.set_config(ME, "02:00:0a:c7:00:0b", d1.ifx["sub0"], hostcache_ttl_ns=40_000_000)
+    d1.ov.delete_network(VNI_A, "10.10.1.0/24")
+    d1.ov.delete_endpoint(VNI_A, A[1])
+    time.sleep(0.1)
+    d1.mark()
+    assert d1.transit(direct_from_d2(A[1])).action == "XDP_DROP"
+    d1.ov.delete_endpoint(VNI_A, B[1])
+    d1.ov.put_endpoint(VNI_A, B[1], host_ip=ME, mac=B[2], vpc_cidr="10.10.0.0/16", ifindex=d1.ifx["veb"])
+    assert d1.transit(direct_from_d2(B[1])).action == "XDP_REDIRECT", "back: delivered, no tombstone"
+    assert d1.ov.gone.lookup(M.EpKey(vni=VNI_A, ip=M.ip4(B[1]))) is None
+
+
+def test_stale_reflection_makes_the_sender_forget_its_direct_path(d1: Droplet) -> None:
+    d1.transit(bounced_from_d3())  # learned C -> D3
+    assert Ether(d1.agent(inner(A, C[1])).data_out)[IP].dst == D3
+    d1.mark()
+    reflected = geneve(inner(A, C[1]), VNI_A, src=D3, options=[rts(ME, flags=M.RTS_F_STALE)])
+    assert d1.transit(reflected).action == "XDP_DROP"
+    assert d1.ov.direct_path(VNI_A, C[1]) is None
+    assert Ether(d1.agent(inner(A, C[1])).data_out)[IP].dst == D2, "via the bouncer again"
+    assert d1.delta() == {"invalidated": 1, "tx_encap": 1, "via_bouncer": 1}

@@ -59,7 +59,7 @@ def test_same_network_goes_to_a_bouncer(d1: Droplet) -> None:
     frame = inner(A, C[1])
     r = d1.agent(frame)
     assert r.action == "XDP_REDIRECT"
-    assert_encap(r.data_out, frame, dst=D2, dst_mac=D2_MAC)
+    assert_encap(r.data_out, frame, dst=D2, dst_mac=D2_MAC, flags=M.RTS_F_VIA)
     assert d1.delta() == {"tx_encap": 1, "via_bouncer": 1}
 
 
@@ -67,7 +67,7 @@ def test_other_network_goes_to_a_divider(d1: Droplet) -> None:
     frame = inner(A, E[1], proto="tcp")
     r = d1.agent(frame)
     assert r.action == "XDP_REDIRECT"
-    assert_encap(r.data_out, frame, dst=D3, dst_mac=D3_MAC)
+    assert_encap(r.data_out, frame, dst=D3, dst_mac=D3_MAC, flags=M.RTS_F_VIA)
     assert d1.delta() == {"tx_encap": 1, "via_divider": 1}
 
 
@@ -76,7 +76,7 @@ def test_divider_here_picks_the_destination_networks_bouncer(d1: Droplet) -> Non
     d1.ov.put_network(VNI_A, NET_A2, bouncers=[D3], net_id=2)
     frame = inner(A, E[1])
     r = d1.agent(frame)
-    assert_encap(r.data_out, frame, dst=D3, dst_mac=D3_MAC)
+    assert_encap(r.data_out, frame, dst=D3, dst_mac=D3_MAC, flags=M.RTS_F_VIA)
     assert d1.delta() == {"tx_encap": 1, "via_bouncer": 1}
 
 

@@ -11,13 +11,14 @@
 #include "geneve.h"
 #include "neigh.h"
 
-/* Mark the RTS option as bounced: the receiver learns the sender and tells it back. */
-static __always_inline void cl_rts_mark_bounced(struct cl_rts_opt *rts, struct udphdr *udp)
+/* Set an RTS flag in a frame in flight (BOUNCED: the receiver learns the sender and tells it
+ * back; STALE: a reflection), keeping a non-zero UDP checksum right. */
+static __always_inline void cl_rts_set_flag(struct cl_rts_opt *rts, struct udphdr *udp, __u8 flag)
 {
 	__u16 *word = (__u16 *)&rts->flags; /* flags + host_ip[0]: 2-byte aligned in the UDP payload */
 	__u16 old = *word;
 
-	rts->flags |= CL_RTS_F_BOUNCED;
+	rts->flags |= flag;
 	if (udp->check == 0)
 		return; /* no UDP checksum in use */
 	cl_csum_replace2(&udp->check, old, *word);

@@ -57,6 +57,9 @@ enum cl_counter {
 	CL_CNT_DROP_SCALED_REMOTE, /* virtual IP reached a host that cannot translate it */
 	CL_CNT_DROP_ADJUST,        /* bpf_xdp_adjust_head failed */
 	CL_CNT_DROP_LOOP,          /* would send to ourselves */
+	/* (appended events) */
+	CL_CNT_REFLECTED,   /* sent direct for an endpoint not here: back to its sender, STALE */
+	CL_CNT_INVALIDATED, /* a STALE reflection came back: that direct path is forgotten */
 	CL_CNT_MAX
 };
 

@@ -2,10 +2,11 @@
 /* Direct path: a droplet learns "endpoint -> host" from the RTS option and later sends to
  * that host without a bouncer.
  *
- * Every agent puts its own substrate address in the RTS option. A bouncer sets the BOUNCED
- * flag when it forwards. The receiving transit learns (vni, inner source) -> RTS host when
- * BOUNCED or LEARN is set, and after a BOUNCED frame it arms `notify`: the next replies its
- * agent sends on that direct path carry LEARN, so the original sender learns the way back.
+ * Every agent puts its own substrate address in the RTS option, and the VIA flag when it
+ * sends to a bouncer or divider. A bouncer sets the BOUNCED flag when it forwards. The
+ * receiving transit learns (vni, inner source) -> RTS host when BOUNCED, VIA or LEARN is set,
+ * and after a BOUNCED/VIA frame it arms `notify`: the next replies its agent sends on that
+ * direct path carry LEARN, so the original sender learns the way back.
  * Frames that already arrive direct and unflagged cost no map write (and no lookup).
  *
  * An entry is used only while jiffies < expires_j and gen == cl_config.hostcache_gen: userspace
@@ -50,7 +51,7 @@ static __always_inline void cl_hc_learn(struct cl_config *cfg, __u32 vni, __be32
 	struct cl_hostcache *e;
 	struct cl_fc_learn *fl;
 	__be32 host = cl_rts_host(rts);
-	__u8 bounced = (rts->flags & CL_RTS_F_BOUNCED) != 0;
+	__u8 bounced = (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_VIA)) != 0;
 	__u32 epoch = cfg->epoch, kepoch = cfg->kepoch;
 	__u64 ttl, now = bpf_jiffies64();
 	const __u8 *mac;
@@ -96,6 +97,16 @@ static __always_inline void cl_hc_learn(struct cl_config *cfg, __u32 vni, __be32
 	bpf_map_update_elem(&cl_hostcache, &k, &v, BPF_ANY);
 	cl_kepoch_bump(cfg);
 	cl_count(CL_CNT_LEARNED);
+}
+
+/* A STALE reflection: forget the direct path to (vni, ep_ip). */
+static __always_inline void cl_hc_invalidate(struct cl_config *cfg, __u32 vni, __be32 ep_ip)
+{
+	struct cl_ep_key k = { .vni = vni, .ip = ep_ip };
+
+	bpf_map_delete_elem(&cl_hostcache, &k);
+	cl_kepoch_bump(cfg);
+	cl_count(CL_CNT_INVALIDATED);
 }
 
 #endif /* CL_DIRECT_PATH_H */

@@ -30,6 +30,8 @@ struct cl_gnv_opt {
 /* RTS flags. Bit 0 is Mizar's match_flow (unused here, always 0). */
 #define CL_RTS_F_BOUNCED (1U << 1) /* a bouncer forwarded it: the sender has no direct path */
 #define CL_RTS_F_LEARN (1U << 2)   /* sent direct after a bounce: receiver, learn the sender */
+#define CL_RTS_F_VIA (1U << 3)     /* sent to a bouncer/divider: the sender has no direct path */
+#define CL_RTS_F_STALE (1U << 4)   /* reflected: the inner destination is not where you sent it */
 
 struct cl_rts_opt {
 	struct cl_gnv_opt hdr;

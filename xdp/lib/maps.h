@@ -22,6 +22,7 @@
 #define CL_MAX_HOSTCACHE 16384
 #define CL_MAX_LB_FLOWS 16384
 #define CL_MAX_NEIGHS 1024
+#define CL_MAX_GONE 4096
 #define CL_MAX_PORTS 4096
 #define CL_FCACHE_BITS 10
 #define CL_FCACHE_SLOTS (1 << CL_FCACHE_BITS) /* per CPU, per cache */
@@ -149,6 +150,12 @@ struct cl_lb_val {
 	__u32 _pad;
 };
 
+/* ---- tombstones: cl_gone[(vni, ip)] = jiffies until which a frame that still comes here
+ * direct for this former local endpoint is reflected to its sender (STALE) -------------- */
+struct cl_gone {
+	__u64 until_j;
+};
+
 /* ---- substrate neighbours: cl_neigh[substrate ip] ------------------------------------- */
 struct cl_neigh {
 	__u8 mac[6];
@@ -274,6 +281,14 @@ struct {
 	__type(value, struct cl_lb_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cl_lb_rnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CL_MAX_GONE);
+	__type(key, struct cl_ep_key);
+	__type(value, struct cl_gone);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cl_gone SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
