@@ -31,8 +31,10 @@ from centaurus.store.sqlite import SqliteStore
 def fmt(item: dict[str, Any]) -> str:
     d, lab = item["data"], item["labels"]
     extra = " ".join(f"{k}={v}" for k, v in lab.items() if k not in ("Metric", "Store"))
-    return (f"{lab['Metric']:<22} {lab['Store']:<14} p50 {d['Perc50']:8.3f}  p90 {d['Perc90']:8.3f}  "
-            f"p99 {d['Perc99']:8.3f} ms  {extra}")
+    return (
+        f"{lab['Metric']:<22} {lab['Store']:<14} p50 {d['Perc50']:8.3f}  p90 {d['Perc90']:8.3f}  "
+        f"p99 {d['Perc99']:8.3f} ms  {extra}"
+    )
 
 
 async def run_one(kind: str, store: Store, keys: int, out: list[dict[str, Any]]) -> None:
@@ -53,12 +55,18 @@ async def run_one(kind: str, store: Store, keys: int, out: list[dict[str, Any]])
     for item in probe_full:
         out.append(item)
         print(fmt(item), flush=True)
-    summary = {"labels": {"Metric": "store_bulk", "Store": kind, "Keys": str(keys), "ValueBytes": "3072"},
-               "fill_per_s": round(keys / fill_s), "list_all_s": round(full, 3),
-               "list_page500_ms": round(page * 1000, 2)}
+    summary = {
+        "labels": {"Metric": "store_bulk", "Store": kind, "Keys": str(keys), "ValueBytes": "3072"},
+        "fill_per_s": round(keys / fill_s),
+        "list_all_s": round(full, 3),
+        "list_page500_ms": round(page * 1000, 2),
+    }
     out.append(summary)
-    print(f"store_bulk             {kind:<14} fill {keys / fill_s:8.0f} keys/s  "
-          f"list {keys} keys {full:6.3f} s  first page of 500 {page * 1000:6.2f} ms", flush=True)
+    print(
+        f"store_bulk             {kind:<14} fill {keys / fill_s:8.0f} keys/s  "
+        f"list {keys} keys {full:6.3f} s  first page of 500 {page * 1000:6.2f} ms",
+        flush=True,
+    )
 
 
 async def main(args: argparse.Namespace) -> int:
