@@ -29,7 +29,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from centaurus.labs.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 PERF_SPEC = ROOT / "labs" / "perf-p2p.yaml"
+_LAB_IDS: list[str] = []  # ids of the labs the last measurement used (tests check they are gone)
 
 
 def _cpu_busy(cpu: int) -> float:
@@ -113,11 +115,13 @@ def rate_per_core(sender: PinnedSender, frame: bytes, received: Callable[[], int
 
 
 def fixed_rate_cpu(sender: PinnedSender, frame: bytes, received: Callable[[], int], *, rate: int,
-                   seconds: float) -> dict[str, float]:
-    """CPU per packet at an offered ``rate``: bursts of rate/100 frames every 10 ms."""
-    burst = max(1, rate // 100)
+                   seconds: float, interval: float = 0.05) -> dict[str, float]:
+    """CPU per packet at an offered ``rate``: bursts of rate*interval frames every ``interval``
+    (50 ms: a BPF_PROG_RUN call has a fixed set-up cost, and on a loaded machine a thread that
+    sleeps 10 ms wakes late). ``achieved_pps`` says what really went through."""
+    burst = max(1, int(rate * interval))
     r0 = received()
-    res = sender.run(frame, [burst] * max(1, int(seconds * 100)), interval=0.01)
+    res = sender.run(frame, [burst] * max(1, int(seconds / interval)), interval=interval)
     time.sleep(0.02)
     got = received() - r0
     return {"offered_pps": rate, "achieved_pps": round(got / res["wall_s"]), "sent": res["sent"],
@@ -145,135 +149,163 @@ def generator_baseline(rate: int, seconds: float, cpu: int) -> dict[str, float]:
         chain.delete()
 
 
-@contextlib.contextmanager
-def _lab(dataplane: str, options: dict[str, str] | None = None) -> Iterator[NetnsLab]:
-    with tempfile.TemporaryDirectory(prefix="cl-pps-") as d:
-        lab = NetnsLab(Path(d), {"dataplane": dataplane, **(options or {})})
-        lab.up(load_spec(PERF_SPEC))
-        try:
-            yield lab
-        finally:
-            lab.down()
+@dataclass
+class _Path:
+    """One measured path: how to offer frames, where they are counted, how to switch it on."""
+
+    name: str
+    hops: int
+    gen: Any
+    received: Callable[[], int]
+    frame: bytes
+    attach: Callable[[], None] = lambda: None
+    detach: Callable[[], None] = lambda: None
+    counters: Callable[[], dict[str, dict[str, int]]] = dict
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _lab_path(lab: NetnsLab, name: str, *, seconds: float, trials: int, cpu: int,
-              fixed_pps: int) -> dict[str, Any]:
-    """Measure s1 -> r1 in a perf-p2p lab of either dataplane."""
+def _lab(stack: contextlib.ExitStack, dataplane: str, options: dict[str, str] | None = None) -> NetnsLab:
+    d = stack.enter_context(tempfile.TemporaryDirectory(prefix="cl-pps-"))
+    lab = NetnsLab(Path(d), {"dataplane": dataplane, **(options or {})})
+    lab.up(load_spec(PERF_SPEC))
+    stack.callback(lab.down)
+    _LAB_IDS.append(lab.id)
+    return lab
+
+
+def _lab_path(stack: contextlib.ExitStack, lab: NetnsLab, name: str) -> _Path:
+    """s1 -> r1 in a perf-p2p lab of either dataplane: generator into s1's eth0, sink on r1's."""
     from centaurus.bpf import maps as M
-    from centaurus.bpf.pps import LiveGenerator, Sink, measure
+    from centaurus.bpf.pps import LiveGenerator, Sink
     from centaurus.bpf.ppslab import frame64
 
     s1, r1 = lab.endpoint("s1"), lab.endpoint("r1")
-    # warm up: ARP / bridge FDBs learned, first packets through
-    if traffic.ping(lab, "s1", r1.ip, count=3, interval=0.05) != 3:
+    if traffic.ping(lab, "s1", r1.ip, count=3, interval=0.05) != 3:  # ARP, FDBs, first packets
         raise RuntimeError(f"{name}: s1 cannot reach r1 before the measurement")
     kernel = lab.dataplane.name == "bridge-vxlan"
-    dst_mac = r1.mac if kernel else M.GW_MAC
-    frame = frame64(s1.mac, dst_mac, src=s1.ip, dst=r1.ip)
-    entry: Any = None
+    frame = frame64(s1.mac, r1.mac if kernel else M.GW_MAC, src=s1.ip, dst=r1.ip)
     if kernel:  # frames redirected into s1's eth0 arrive at ve-s1: it needs an XDP program there
         entry = Sink(lab.droplet("d1").netns, s1.veth, mode="pass")
+        stack.callback(entry.close)
     sink = Sink(r1.netns, "eth0", mode="drop")
+    stack.callback(sink.close)
     gen = LiveGenerator(s1.netns, "eth0")
-    try:
-        before = {d: lab.stats(d) for d in ("d1", "d2")}
-        res = measure(name, 3, gen, sink.packets, frame, seconds=seconds, trials=trials, cpu=cpu)
-        after = {d: lab.stats(d) for d in ("d1", "d2")}
-        out = res.as_dict()
-        out["counters"] = {d: {k: after[d][k] - before[d].get(k, 0) for k in after[d]
-                               if after[d][k] - before[d].get(k, 0)} for d in after}
-        sender = PinnedSender(gen.fd, cpu)
-        out.update(rate_per_core(sender, frame, sink.packets, packets=max(10_000, int(out["pps"] * seconds)),
-                                 trials=trials))
-        out["fixed_rate"] = fixed_rate_cpu(sender, frame, sink.packets, rate=fixed_pps,
-                                           seconds=max(2.0, seconds))
-        return out
-    finally:
-        gen.close()
-        sink.close()
-        if entry is not None:
-            entry.close()
+    stack.callback(gen.close)
+
+    def counters() -> dict[str, dict[str, int]]:
+        return {d: {k: v for k, v in lab.stats(d).items() if v} for d in ("d1", "d2")}
+
+    extra = {"bridge_nf_call_iptables": int(lab.options.get("bridge_nf", "1"))} if kernel else {}
+    return _Path(name, 3, gen, sink.packets, frame, counters=counters, extra=extra)
 
 
-def _chain_paths(seconds: float, trials: int, cpu: int) -> dict[str, Any]:
-    from centaurus.bpf.pps import LiveGenerator, measure
-    from centaurus.bpf.ppslab import Chain, frame64, overlay_chain, plain_chain
+def _chain_paths(stack: contextlib.ExitStack) -> list[_Path]:
+    from centaurus.bpf.pps import LiveGenerator, Sink
+    from centaurus.bpf.ppslab import Chain, OverlayPath, PlainPath, frame64
 
-    out: dict[str, Any] = {}
+    out: list[_Path] = []
     for hops in (3, 4):
         chain = Chain(hops)
-        gen = None
-        try:
-            gen = LiveGenerator(chain.ns[0], "out")
-            frame = frame64(chain.mac(0, "out"))
-            sender = PinnedSender(gen.fd, cpu)
-            with plain_chain(chain) as sink:
-                r = measure(f"plain_{hops}hop", hops, gen, sink.packets, frame, seconds=seconds,
-                            trials=trials, cpu=cpu).as_dict()
-                r.update(rate_per_core(sender, frame, sink.packets,
-                                       packets=max(10_000, int(r["pps"] * seconds)), trials=trials))
-                out[f"plain_{hops}hop"] = r
-            shapes = [("overlay_direct_3hop_chain", False)] if hops == 3 else [("overlay_bouncer_4hop", True)]
-            for name, via in shapes:
-                with overlay_chain(chain, via_bouncer=via) as (sink, _ovs):
-                    r = measure(name, hops, gen, sink.packets, frame, seconds=seconds, trials=trials,
-                                cpu=cpu).as_dict()
-                    r.update(rate_per_core(sender, frame, sink.packets,
-                                           packets=max(10_000, int(r["pps"] * seconds)), trials=trials))
-                    out[name] = r
-        finally:
-            if gen is not None:
-                gen.close()
-            chain.delete()
+        stack.callback(chain.delete)
+        gen = LiveGenerator(chain.ns[0], "out")
+        stack.callback(gen.close)
+        sink = Sink(chain.ns[-1], "in")
+        stack.callback(sink.close)
+        frame = frame64(chain.mac(0, "out"))
+        shapes: list[tuple[str, Any]] = [(f"plain_{hops}hop", PlainPath(chain))]
+        if hops == 3:
+            shapes += [("geneve_floor_3hop", PlainPath(chain, geneve=True)),
+                       ("overlay_direct_3hop_chain", OverlayPath(chain, via_bouncer=False))]
+        else:
+            shapes += [("overlay_bouncer_4hop", OverlayPath(chain, via_bouncer=True))]
+        for name, p in shapes:
+            stack.callback(p.close)
+            out.append(_Path(name, hops, gen, sink.packets, frame, attach=p.attach, detach=p.detach,
+                             counters=p.stats))
     return out
 
 
 def measure_lab_pps(seconds: float = 1.0, trials: int = 3, cpu: int = 0,
-                    fixed_pps: int = 100_000) -> dict[str, Any]:
-    """Every path above, same run; returns paths (pps, trials, counters, CPU at the fixed rate),
-    the ratios the Dataplane issue sets targets on, and the bridge-nf setting of each baseline."""
-    paths: dict[str, Any] = {}
-    paths.update(_chain_paths(seconds, trials, cpu))
-    base = generator_baseline(fixed_pps, max(2.0, seconds), cpu)
-    with _lab("mizar-xdp") as lab:
-        paths["overlay_direct_3hop"] = _lab_path(lab, "overlay_direct_3hop", seconds=seconds, trials=trials,
-                                                 cpu=cpu, fixed_pps=fixed_pps)
-    for bnf in ("1", "0"):
-        name = "bridge_vxlan_3hop" + ("" if bnf == "1" else "_nf0")
-        with _lab("bridge-vxlan", {"bridge_nf": bnf}) as lab:
-            paths[name] = _lab_path(lab, name, seconds=seconds, trials=trials, cpu=cpu, fixed_pps=fixed_pps)
-            paths[name]["bridge_nf_call_iptables"] = int(bnf)
+                    fixed_pps: int = 100_000, fixed_seconds: float = 2.0) -> dict[str, Any]:
+    """Every path above, same run, trials interleaved (path A, B, C, A, B, C, ...) so load from
+    elsewhere on this shared machine hits all paths alike. Returns per path: wall-clock pps
+    (median of trials, H4's ``pps.trial``), packets per CPU-second of the generator's core,
+    counters, and (lab paths) CPU per packet at ``fixed_pps``; plus the ratios the Dataplane
+    issue sets targets on."""
+    from centaurus.bpf.pps import RateResult, trial
 
-    def ratio(a: str, b: str) -> float | None:
-        """Same-run ratio of packets per CPU-second of the generator's core (robust to other
-        load on a shared machine); the wall-clock pps of each path is reported beside it."""
-        if a in paths and b in paths and paths[b].get("pps_per_core"):
-            return round(float(paths[a]["pps_per_core"]) / float(paths[b]["pps_per_core"]), 3)
-        return None
+    _LAB_IDS.clear()
+    with contextlib.ExitStack() as stack:
+        paths = _chain_paths(stack)
+        for name, dp, opts in (("overlay_direct_3hop", "mizar-xdp", {}),
+                               ("bridge_vxlan_3hop", "bridge-vxlan", {"bridge_nf": "1"}),
+                               ("bridge_vxlan_3hop_nf0", "bridge-vxlan", {"bridge_nf": "0"})):
+            paths.append(_lab_path(stack, _lab(stack, dp, opts), name))
+        results = {p.name: RateResult(p.name, p.hops) for p in paths}
+        per_core: dict[str, list[dict[str, Any]]] = {p.name: [] for p in paths}
+        before = {p.name: p.counters() for p in paths}
+        for _ in range(trials):
+            for p in paths:
+                p.attach()
+                try:
+                    rate = trial(results[p.name], p.gen, p.received, p.frame, seconds=seconds, cpu=cpu)
+                    per_core[p.name].append(rate_per_core(PinnedSender(p.gen.fd, cpu), p.frame, p.received,
+                                                          packets=max(10_000, int(rate * seconds / 2)),
+                                                          trials=1))
+                finally:
+                    p.detach()
+        out_paths: dict[str, Any] = {}
+        for p in paths:
+            d = results[p.name].as_dict()
+            rates = sorted(x["pps_per_core"] for x in per_core[p.name])
+            d["pps_per_core"] = rates[len(rates) // 2] if rates else 0
+            d["trials_pps_per_core"] = rates
+            after = p.counters()
+            d["counters"] = {h: {k: v - before[p.name].get(h, {}).get(k, 0) for k, v in c.items()
+                                 if v - before[p.name].get(h, {}).get(k, 0)} for h, c in after.items()}
+            d.update(p.extra)
+            out_paths[p.name] = d
+        base = generator_baseline(fixed_pps, fixed_seconds, cpu)
+        for p in paths:
+            if p.name.startswith(("overlay_direct_3hop", "bridge_vxlan")) and not p.name.endswith("chain"):
+                p.attach()
+                try:
+                    fr = fixed_rate_cpu(PinnedSender(p.gen.fd, cpu), p.frame, p.received, rate=fixed_pps,
+                                        seconds=fixed_seconds)
+                finally:
+                    p.detach()
+                fr["dataplane_ns_per_packet"] = round(max(0.0, fr["cpu_ns_per_packet"]
+                                                          - base["cpu_ns_per_packet"]), 1)
+                out_paths[p.name]["fixed_rate"] = fr
 
-    for p in paths.values():
-        fr = p.get("fixed_rate")
-        if fr:  # the path's own work: minus the generator and its first hop into a sink
-            own = fr["cpu_ns_per_packet"] - base["cpu_ns_per_packet"]
-            fr["dataplane_ns_per_packet"] = round(max(0.0, own), 1)
+    def ratio(a: str, b: str, key: str = "pps") -> float | None:
+        x, y = out_paths.get(a, {}).get(key), out_paths.get(b, {}).get(key)
+        return round(float(x) / float(y), 3) if x is not None and y else None
 
     def cpu_ratio(a: str, b: str) -> float | None:
-        x = float(paths[a]["fixed_rate"]["dataplane_ns_per_packet"])
-        y = float(paths[b]["fixed_rate"]["dataplane_ns_per_packet"])
+        x = float(out_paths[a]["fixed_rate"]["dataplane_ns_per_packet"])
+        y = float(out_paths[b]["fixed_rate"]["dataplane_ns_per_packet"])
         return round(x / y, 3) if y else None
 
+    ratios: dict[str, float | None] = {}
+    for label, a, b in (("direct_vs_plain_3hop", "overlay_direct_3hop", "plain_3hop"),
+                        ("direct_chain_vs_plain_3hop", "overlay_direct_3hop_chain", "plain_3hop"),
+                        ("geneve_floor_vs_plain_3hop", "geneve_floor_3hop", "plain_3hop"),
+                        ("bouncer_vs_plain_4hop", "overlay_bouncer_4hop", "plain_4hop"),
+                        ("direct_vs_bridge_vxlan", "overlay_direct_3hop", "bridge_vxlan_3hop"),
+                        ("direct_vs_bridge_vxlan_nf0", "overlay_direct_3hop", "bridge_vxlan_3hop_nf0")):
+        ratios[label] = ratio(a, b)
+        ratios[label + "_per_core"] = ratio(a, b, "pps_per_core")
+    ratios["cpu_per_packet_vs_bridge_vxlan"] = cpu_ratio("overlay_direct_3hop", "bridge_vxlan_3hop")
+    ratios["cpu_per_packet_vs_bridge_vxlan_nf0"] = cpu_ratio("overlay_direct_3hop", "bridge_vxlan_3hop_nf0")
     return {
         "frame_bytes": 64, "cpu": cpu, "seconds": seconds, "trials": trials, "fixed_pps": fixed_pps,
-        "paths": paths, "generator_baseline": base,
-        "ratios": {
-            "direct_vs_plain_3hop": ratio("overlay_direct_3hop", "plain_3hop"),
-            "direct_chain_vs_plain_3hop": ratio("overlay_direct_3hop_chain", "plain_3hop"),
-            "bouncer_vs_plain_4hop": ratio("overlay_bouncer_4hop", "plain_4hop"),
-            "direct_vs_bridge_vxlan": ratio("overlay_direct_3hop", "bridge_vxlan_3hop"),
-            "direct_vs_bridge_vxlan_nf0": ratio("overlay_direct_3hop", "bridge_vxlan_3hop_nf0"),
-            "cpu_per_packet_vs_bridge_vxlan": cpu_ratio("overlay_direct_3hop", "bridge_vxlan_3hop"),
-            "cpu_per_packet_vs_bridge_vxlan_nf0": cpu_ratio("overlay_direct_3hop", "bridge_vxlan_3hop_nf0"),
-        },
+        "method": {"pps": "receiver count / generator wall time, median of interleaved trials",
+                   "pps_per_core": "receiver count / CPU time of the generator's pinned thread",
+                   "cpu_per_packet": "thread CPU per received packet at the fixed rate, minus the "
+                                     "generator + one-hop-sink baseline"},
+        "load_average": Path("/proc/loadavg").read_text().split()[:3],
+        "paths": out_paths, "generator_baseline": base, "ratios": ratios, "labs": list(_LAB_IDS),
         "targets": {"direct_vs_plain_3hop": ">= 0.9", "bouncer_vs_plain_4hop": ">= 0.9",
                     "direct_vs_bridge_vxlan": ">= 10", "cpu_per_packet_vs_bridge_vxlan": "<= 0.2"},
     }
@@ -298,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                f"{fr['offered_pps'] // 1000} kpps") if fr else ""
         print(f"{name:26s} {p['hops']} hops {p['mpps']:7.3f} Mpps wall, {p['pps_per_core'] / 1e6:7.3f} Mpps "
               f"per core  loss {p['loss']:6.2%}{cpu}")
+    print(f"load average {' '.join(res['load_average'])} (shared machine: compare ratios, not absolutes)")
     for k, v in res["ratios"].items():
-        print(f"{k:36s} {v}  (target {res['targets'].get(k, '-')})")
+        print(f"{k:42s} {v}  (target {res['targets'].get(k, '-')})")
     return 0
 
 
