@@ -40,7 +40,8 @@ from centaurus.labs.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 PERF_SPEC = ROOT / "labs" / "perf-p2p.yaml"
-_LAB_IDS: list[str] = []  # ids of the labs the last measurement used (tests check they are gone)
+_LAB_IDS: list[str] = []  # labs and chain namespaces of the last measurement (tests check they are gone)
+_CHAIN_NS: list[str] = []
 
 
 def _cpu_busy(cpu: int) -> float:
@@ -207,6 +208,7 @@ def _chain_paths(stack: contextlib.ExitStack) -> list[_Path]:
     for hops in (3, 4):
         chain = Chain(hops)
         stack.callback(chain.delete)
+        _CHAIN_NS.extend(chain.ns)
         gen = LiveGenerator(chain.ns[0], "out")
         stack.callback(gen.close)
         sink = Sink(chain.ns[-1], "in")
@@ -235,6 +237,7 @@ def measure_lab_pps(seconds: float = 1.0, trials: int = 3, cpu: int = 0,
     from centaurus.bpf.pps import RateResult, trial
 
     _LAB_IDS.clear()
+    _CHAIN_NS.clear()
     with contextlib.ExitStack() as stack:
         paths = _chain_paths(stack)
         for name, dp, opts in (("overlay_direct_3hop", "mizar-xdp", {}),
@@ -306,6 +309,7 @@ def measure_lab_pps(seconds: float = 1.0, trials: int = 3, cpu: int = 0,
                                      "generator + one-hop-sink baseline"},
         "load_average": Path("/proc/loadavg").read_text().split()[:3],
         "paths": out_paths, "generator_baseline": base, "ratios": ratios, "labs": list(_LAB_IDS),
+        "chain_netns": list(_CHAIN_NS),
         "targets": {"direct_vs_plain_3hop": ">= 0.9", "bouncer_vs_plain_4hop": ">= 0.9",
                     "direct_vs_bridge_vxlan": ">= 10", "cpu_per_packet_vs_bridge_vxlan": "<= 0.2"},
     }

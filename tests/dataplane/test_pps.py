@@ -41,5 +41,5 @@ def test_measure_lab_pps_short_run() -> None:
         assert key in r["ratios"]
     assert len(r["labs"]) == 3
     left = [n for n in set(nsutil.list_netns(PREFIX)) - before
-            if n.startswith(f"{PREFIX}pp") or any(n.startswith(f"{PREFIX}{i}-") for i in r["labs"])]
+            if n in r["chain_netns"] or any(n.startswith(f"{PREFIX}{i}-") for i in r["labs"])]
     assert not left, f"namespaces left behind: {left}"

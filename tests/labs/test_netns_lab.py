@@ -129,24 +129,27 @@ def test_down_after_kill9_of_the_lab_process(tmp_path: Path) -> None:
         "print(lab.id, flush=True)\ntime.sleep(300)\n")
     owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
-        assert owner.stdout is not None
-        lab_id = owner.stdout.readline().strip()
-        assert lab_id, "owner did not bring the lab up"
-        st = LabState.load(tmp_path / "lab")
-        assert st is not None and len([p for p in st.procs if p.role == "transitd"]) == 3
-        assert Path(f"{BPFFS_ROOT}/{lab_id}/d1/cl_config").exists()
-        sleeper = nsutil.netns_pids(topology.netns_name(lab_id, "a1"))
-        assert sleeper
-    finally:
-        owner.send_signal(signal.SIGKILL)
-        owner.wait()
-    assert all(nsutil.alive(p.pid, p.starttime) for p in st.procs), "daemons should outlive the owner"
-    fresh = NetnsLab(tmp_path / "lab")
-    assert fresh.status()["phase"] == "up"
-    fresh.down()
-    _gone(lab_id)
-    assert not any(nsutil.alive(p.pid, p.starttime) for p in st.procs)
-    assert not any(nsutil.alive(p) for p in sleeper)
+        try:
+            assert owner.stdout is not None
+            lab_id = owner.stdout.readline().strip()
+            assert lab_id, "owner did not bring the lab up"
+            st = LabState.load(tmp_path / "lab")
+            assert st is not None and len([p for p in st.procs if p.role == "transitd"]) == 3
+            assert Path(f"{BPFFS_ROOT}/{lab_id}/d1/cl_config").exists()
+            sleeper = nsutil.netns_pids(topology.netns_name(lab_id, "a1"))
+            assert sleeper
+        finally:
+            owner.send_signal(signal.SIGKILL)
+            owner.wait()
+        assert all(nsutil.alive(p.pid, p.starttime) for p in st.procs), "daemons should outlive the owner"
+        fresh = NetnsLab(tmp_path / "lab")
+        assert fresh.status()["phase"] == "up"
+        fresh.down()
+        _gone(lab_id)
+        assert not any(nsutil.alive(p.pid, p.starttime) for p in st.procs)
+        assert not any(nsutil.alive(p) for p in sleeper)
+    finally:  # whatever failed above, leave nothing behind
+        NetnsLab(tmp_path / "lab").down()
 
 
 def test_down_after_crash_during_creation(tmp_path: Path) -> None:
@@ -157,12 +160,15 @@ def test_down_after_crash_during_creation(tmp_path: Path) -> None:
     st = LabState(id="cr4s", backend="netns", dataplane="bridge-vxlan", spec=spec.to_dict(),
                   netns=list(plan.netns.values()), bpffs=f"{BPFFS_ROOT}/cr4s")
     st.save(tmp_path)
-    nsutil.ip_batch(plan.root[:5])  # the crash: only part of the topology exists
-    assert nsutil.list_netns(f"{PREFIX}cr4s-")
-    lab = NetnsLab(tmp_path)
-    assert lab.status()["phase"] == "creating"
-    lab.down()
-    _gone("cr4s")
+    try:
+        nsutil.ip_batch(plan.root[:5])  # the crash: only part of the topology exists
+        assert nsutil.list_netns(f"{PREFIX}cr4s-")
+        lab = NetnsLab(tmp_path)
+        assert lab.status()["phase"] == "creating"
+        lab.down()
+        _gone("cr4s")
+    finally:
+        NetnsLab(tmp_path).down()
 
 
 def test_bad_spec_and_bad_options_leave_nothing(tmp_path: Path) -> None:
