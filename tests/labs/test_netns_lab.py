@@ -136,8 +136,10 @@ def test_down_after_kill9_of_the_lab_process(tmp_path: Path) -> None:
             st = LabState.load(tmp_path / "lab")
             assert st is not None and len([p for p in st.procs if p.role == "transitd"]) == 3
             assert Path(f"{BPFFS_ROOT}/{lab_id}/d1/cl_config").exists()
-            sleeper = nsutil.netns_pids(topology.netns_name(lab_id, "a1"))
-            assert sleeper
+            deadline = time.monotonic() + 10  # nsenter may not have joined the netns yet on a busy machine
+            while not (sleeper := nsutil.netns_pids(topology.netns_name(lab_id, "a1"))):
+                assert time.monotonic() < deadline, "the process started in a1 never appeared there"
+                time.sleep(0.05)
         finally:
             owner.send_signal(signal.SIGKILL)
             owner.wait()
