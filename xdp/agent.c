@@ -139,9 +139,9 @@ int cl_agent(struct xdp_md *ctx)
 	ifc = cl_lookup_iface(ifindex);
 	if (!ifc)
 		return cl_drop(CL_CNT_DROP_NOT_ENDPOINT);
-	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+	if (cl_eth_proto(eth) == bpf_htons(ETH_P_ARP))
 		return cl_arp_respond(eth, data_end, ifc);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
+	if (cl_eth_proto(eth) != bpf_htons(ETH_P_IP))
 		return cl_drop(CL_CNT_DROP_UNSUPPORTED);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)

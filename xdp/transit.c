@@ -101,7 +101,7 @@ int cl_transit(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > data_end)
 		return cl_drop(CL_CNT_DROP_TRUNC_ETH);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
+	if (cl_eth_proto(eth) != bpf_htons(ETH_P_IP))
 		return cl_pass();
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
@@ -158,7 +158,7 @@ int cl_transit(struct xdp_md *ctx)
 	ieth = data + (hdr_len & 0x1ff);
 	if ((void *)(ieth + 1) > data_end)
 		return cl_drop(CL_CNT_DROP_TRUNC_INNER);
-	if (ieth->h_proto != bpf_htons(ETH_P_IP))
+	if (cl_eth_proto(ieth) != bpf_htons(ETH_P_IP))
 		return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
 	iip = (void *)(ieth + 1);
 	if ((void *)(iip + 1) > data_end)

@@ -55,14 +55,20 @@ static __always_inline __u32 cl_bound(__u32 v, __u32 mask)
 	return v & mask;
 }
 
+/* (three 16-bit stores; MACs in frames and map values here are 2-byte aligned) */
 static __always_inline void cl_set_gw_mac(__u8 *mac)
 {
-	mac[0] = CL_GW_MAC_0;
-	mac[1] = CL_GW_MAC_1;
-	mac[2] = CL_GW_MAC_2;
-	mac[3] = CL_GW_MAC_3;
-	mac[4] = CL_GW_MAC_4;
-	mac[5] = CL_GW_MAC_5;
+	__u16 *m = (__u16 *)mac;
+
+	m[0] = CL_GW_MAC_0 | (CL_GW_MAC_1 << 8);
+	m[1] = CL_GW_MAC_2 | (CL_GW_MAC_3 << 8);
+	m[2] = CL_GW_MAC_4 | (CL_GW_MAC_5 << 8);
+}
+
+/* The EtherType as one 16-bit load (struct ethhdr is packed: clang would load it bytewise). */
+static __always_inline __be16 cl_eth_proto(const struct ethhdr *eth)
+{
+	return *(const __be16 *)((const __u8 *)eth + 12);
 }
 
 static __always_inline void cl_copy_mac(__u8 *dst, const __u8 *src)
