@@ -287,7 +287,7 @@ class Overlay:
     def local_ifaces(self) -> Iterator[tuple[int, M.Iface]]:
         """Every bound endpoint veth: (ifindex, Iface), from the array and the overflow hash
         (for adoption after a restart: re-attach the agent to each)."""
-        for ifindex, i in self.ifaces.items():
+        for ifindex, i in self.ifaces.items_batch():
             if i.vni:
                 yield int(ifindex), i
         for ifindex, i in self.ifaces_x.items():

@@ -61,3 +61,22 @@ def test_every_program_verifies_and_reports_its_complexity() -> None:
         assert 0 < info.verified_insns < 1_000_000, name
         assert info.xlated_insns > 0 and info.jited_bytes > 0, name
     print({k: v.verified_insns for k, v in stats.items()})
+
+
+def test_local_ifaces_lists_only_bound_veths_from_array_and_overflow(d1) -> None:  # type: ignore[no-untyped-def]
+    from xdputil import A
+
+    d1.ov.put_iface(20000, vni=A[0], ip=A[1], mac=A[2], net_cidr="10.10.1.0/24")
+    got = {i: M.ip4_str(v.ip) for i, v in d1.ov.local_ifaces()}
+    assert got == {d1.ifx["vea"]: A[1], d1.ifx["veb"]: "10.10.1.11", 20000: A[1]}
+    d1.ov.delete_iface(d1.ifx["veb"])
+    d1.ov.delete_iface(20000)
+    assert {i for i, _ in d1.ov.local_ifaces()} == {d1.ifx["vea"]}
+
+
+def test_object_without_pin_root_pins_nothing() -> None:
+    from pathlib import Path
+
+    before = set(Path("/sys/fs/bpf").iterdir())
+    with BpfObject(object_path("transit")):
+        assert set(Path("/sys/fs/bpf").iterdir()) == before
