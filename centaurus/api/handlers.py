@@ -76,6 +76,10 @@ def respond(call: Call, obj: dict[str, Any], status: int = 200) -> web.Response:
 
 # ---- reads --------------------------------------------------------------------------------------
 async def get(call: Call) -> web.Response:
+    if not call.info.subresource and not encoding.wants_table(call.request):
+        e = await call.storage.get_entry(call.kind, call.tenant, call.ns, call.name)
+        if e is not None:
+            return encoding.raw_response(e.raw)  # cached JSON, no re-encoding
     obj, _ = await call.storage.get(call.kind, call.tenant, call.ns, call.name)
     if call.info.subresource == "scale":
         return encoding.json_response(_scale_of(obj))

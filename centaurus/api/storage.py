@@ -131,7 +131,25 @@ class Storage:
         return None
 
     # ---- store calls -----------------------------------------------------------------------
+    async def get_entry(self, kind: K.Kind, tenant: str, ns: str | None, name: str) -> Entry | None:
+        """Consistent single-object read from the watch cache (after it caught up with the
+        store's revision), or None when the cache lags (then read the store)."""
+        part = self.part_for(kind, tenant)
+        try:
+            ok = await part.sync(1.0)
+        except StoreError as exc:
+            raise store_error(exc, kind, name) from None
+        if not ok:
+            return None
+        e = part.kind(kind.storage_prefix).get(kind.key(tenant, ns, name))
+        if e is None:
+            raise not_found(kind.plural, name, kind.group)
+        return e
+
     async def get(self, kind: K.Kind, tenant: str, ns: str | None, name: str) -> tuple[dict[str, Any], int]:
+        e = await self.get_entry(kind, tenant, ns, name)
+        if e is not None:
+            return orjson.loads(e.raw), e.rev
         store = self.store_for(kind, tenant)
         try:
             kv = await store.get(kind.key(tenant, ns, name))

@@ -239,11 +239,11 @@ class PartitionCache:
                 return False
         return True
 
-    async def sync(self, timeout: float = 5.0) -> int:
-        """Catch up with the store's current revision (consistent read); returns the revision."""
+    async def sync(self, timeout: float = 5.0) -> bool:
+        """Catch up with the store's current revision (consistent read from cache). False when
+        the cache did not get there within ``timeout`` (callers then read the store)."""
         rev = await self.store.revision()
-        await self.wait_for(rev, timeout)
-        return self.revision
+        return await self.wait_for(rev, timeout)
 
     async def close(self) -> None:
         if self._task is not None:

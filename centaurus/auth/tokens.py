@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,11 +50,18 @@ class TokenFile:
         self.path = path
         self._mtime = -1.0
         self._tokens: dict[str, Identity] = {}
+        self._checked = 0.0
 
     def lookup(self, token: str) -> Identity | None:
+        now = time.monotonic()
+        ident = self._tokens.get(token)
+        if ident is not None and now - self._checked < 1.0:
+            return ident  # known token, file checked within the last second
+        self._checked = now
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
+            self._tokens = {}
             return None
         if mtime != self._mtime:
             self._tokens = parse_token_file(self.path.read_text())
