@@ -145,8 +145,10 @@ for p in sn.results or []:
 
 class Capture:
     """Sniff frames matching a BPF filter on every ethernet interface of a lab host (scapy, in
-    the host's netns). Use it where frames pass through the kernel (e.g. the substrate switch):
-    XDP-redirected frames are invisible to packet sockets on the hosts that redirect them."""
+    the host's netns) until ``count`` frames (0: no limit) or ``timeout`` seconds. Use it where
+    frames pass through the kernel (e.g. the substrate switch): XDP-redirected frames are invisible
+    to packet sockets on the hosts that redirect them. A switch sees a frame once per port it
+    crosses, so count distinct frames."""
 
     def __init__(self, lab: Any, host: str, bpf_filter: str, count: int = 20, timeout: float = 8.0) -> None:
         self.lab, self.host, self.filter, self.count, self.timeout = lab, host, bpf_filter, count, timeout

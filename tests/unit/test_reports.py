@@ -122,7 +122,7 @@ def test_terminal_summary() -> None:
     assert "54 requirements: met 2, not-met 1, not-tested 50, not-applicable 1" in text
     assert "per area" in text and "tenancy" in text
     assert "not met (1):" in text and "TEN-2" in text and "tenant <b> saw" in text
-    assert "PERF-POD-1" in text and "812 ms (threshold < 5000 ms)" in text
+    assert "PERF-POD-1" in text and "812 ms (threshold < 5,000 ms)" in text
     assert "ratchet: 1 required, all met" in text
     assert "test_kubectl" not in text, "summary does not list tests"
 
@@ -135,5 +135,5 @@ def test_terminal_detailed_lists_every_requirement_with_tests() -> None:
         assert re.search(rf"^{re.escape(rid)}\s", text, re.M), rid
     assert "passed   conformance/test_api.py::test_kubectl[1.33]" in text
     assert "failed   conformance/test_tenancy.py::test_leak" in text
-    assert "figure: no figure (threshold >= 300000 hosts)" in text
+    assert "figure: no figure (threshold >= 300,000 hosts)" in text
     assert "source: 001_875bf6187504a798.txt" in text
