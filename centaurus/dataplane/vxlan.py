@@ -19,6 +19,7 @@ used is reported by :meth:`VxlanDataplane.describe` and next to every figure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from collections.abc import Callable, Sequence
@@ -33,25 +34,32 @@ from centaurus.dataplane.base import (
     VpcInfo,
 )
 from centaurus.labs import nsutil
-from centaurus.labs.base import LabError
 from centaurus.labs.topology import mac_for
 
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD = 50
 TABLE_BASE = 0x10000000  # policy routing table = TABLE_BASE + vni: clear of 253..255 and user tables
 
-Runner = Callable[[DropletInfo, str, Sequence[str]], None]  # (droplet, "ip"|"bridge", batch lines)
+#: Runs ``argv`` on a droplet (inside its netns when it has one), ``input`` on stdin; returns
+#: stdout, raises DataplaneError with the tool's first error line. Labs on remote hosts replace it.
+Exec = Callable[[DropletInfo, Sequence[str], str | None], str]
 
 
-def _local_runner(droplet: DropletInfo, tool: str, lines: Sequence[str]) -> None:
-    if tool == "ip":
-        nsutil.ip_batch(lines, netns=droplet.netns)
-        return
-    argv = [tool] + (["-n", droplet.netns] if droplet.netns else []) + ["-b", "-"]
-    cp = subprocess.run(argv, input="".join(ln + "\n" for ln in lines), capture_output=True, text=True,
-                        timeout=30)
+def local_exec(droplet: DropletInfo, argv: Sequence[str], input: str | None = None) -> str:
+    args = list(argv)
+    if droplet.netns and args and args[0] in ("ip", "bridge"):
+        args[1:1] = ["-n", droplet.netns]  # the tools join the netns themselves: no extra fork
+    else:
+        args = nsutil.nsenter_argv(droplet.netns, args)
+    cp = subprocess.run(args, input=input, capture_output=True, text=True, timeout=30)
     if cp.returncode != 0:
-        raise LabError(f"{tool} batch on {droplet.name}: {cp.stderr.strip().splitlines()[:1]}")
+        first = (cp.stderr.strip().splitlines() or ["failed"])[0]
+        raise DataplaneError(f"bridge-vxlan: {argv[0]} on {droplet.name}: {first}")
+    return cp.stdout
+
+
+def _batch(lines: Sequence[str]) -> str:
+    return "".join(ln + "\n" for ln in lines)
 
 
 def bridge_name(vni: int) -> str:
@@ -73,7 +81,7 @@ class VxlanDataplane:
         if bnf not in ("0", "1"):
             raise DataplaneError(f"bridge-vxlan: option bridge_nf must be 0 or 1, got {bnf!r}")
         self.bridge_nf = int(bnf)
-        self.run: Runner = _local_runner
+        self.exec: Exec = local_exec
         self._vpcs: dict[int, VpcInfo] = {}
 
     # ---- Dataplane protocol -------------------------------------------------------------
@@ -87,12 +95,14 @@ class VxlanDataplane:
         return {"name": self.name, "bridge_nf_call_iptables": self.bridge_nf, "vxlan_port": VXLAN_PORT}
 
     def setup_host(self, droplet: DropletInfo) -> None:
-        if droplet.netns:
-            values = {f"net.bridge.bridge-nf-call-{t}": self.bridge_nf for t in ("iptables", "ip6tables",
-                                                                                 "arptables")}
-            values.update({"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.send_redirects": 0,
-                           "net.ipv4.conf.default.send_redirects": 0})
+        values: dict[str, str | int] = {f"net.bridge.bridge-nf-call-{t}": self.bridge_nf
+                                        for t in ("iptables", "ip6tables", "arptables")}
+        values.update({"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.send_redirects": 0,
+                       "net.ipv4.conf.default.send_redirects": 0})
+        if droplet.netns and self.exec is local_exec:  # a thread in the netns writes them, no fork
             nsutil.in_netns(droplet.netns, lambda: nsutil.write_sysctls(values))
+        else:
+            self.exec(droplet, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())], None)
 
     def teardown_host(self, droplet: DropletInfo) -> None:
         if droplet.netns and not nsutil.netns_exists(droplet.netns):
@@ -103,7 +113,8 @@ class VxlanDataplane:
                       f"link del {vxlan_name(vni)}", f"link del {bridge_name(vni)}",
                       f"route flush table {TABLE_BASE + vni}"]
         if lines:
-            nsutil.ip_batch(lines, netns=droplet.netns, force=True)
+            with contextlib.suppress(DataplaneError):
+                self.exec(droplet, ["ip", "-force", "-b", "-"], _batch(lines))
 
     def apply_vpc(self, vpc: VpcInfo, hosts: list[DropletInfo]) -> None:
         self._vpcs[vpc.vni] = vpc
@@ -111,7 +122,7 @@ class VxlanDataplane:
             br, vx, table = bridge_name(vpc.vni), vxlan_name(vpc.vni), TABLE_BASE + vpc.vni
             mtu = 1500
             gw_mac = mac_for(self.options.get("lab_id", ""), f"gw-{h.name}", str(vpc.vni))
-            self.run(h, "ip", [
+            self.exec(h, ["ip", "-b", "-"], _batch([
                 f"link add {br} address {gw_mac} mtu {mtu} type bridge "
                 "stp_state 0 forward_delay 0 mcast_snooping 0",
                 f"link add {vx} mtu {mtu} type vxlan id {vpc.vni} local {h.ip} dev {h.ifname} "
@@ -120,43 +131,40 @@ class VxlanDataplane:
                 f"link set {br} up",
                 f"rule add iif {br} lookup {table} pref 1000",
                 f"route add unreachable default table {table}",
-            ])
+            ]))
             peers = [p for p in hosts if p.name != h.name]
-            self.run(h, "bridge", [f"link set dev {vx} neigh_suppress on"] + [
-                f"fdb append 00:00:00:00:00:00 dev {vx} dst {p.ip} self permanent" for p in peers])
+            self.exec(h, ["bridge", "-b", "-"], _batch([f"link set dev {vx} neigh_suppress on"] + [
+                f"fdb append 00:00:00:00:00:00 dev {vx} dst {p.ip} self permanent" for p in peers]))
 
     def apply_network(self, net: NetworkInfo, hosts: list[DropletInfo]) -> None:
         if not net.gateway:
             raise DataplaneError(f"bridge-vxlan: network {net.name} has no gateway address")
         prefix = net.cidr.split("/")[1]
         for h in hosts:
-            self.run(h, "ip", [
+            self.exec(h, ["ip", "-b", "-"], _batch([
                 f"addr add {net.gateway}/{prefix} dev {bridge_name(net.vni)} noprefixroute",
                 f"route add {net.cidr} dev {bridge_name(net.vni)} table {TABLE_BASE + net.vni} proto static",
-            ])
+            ]))
 
     def apply_endpoint(self, ep: EndpointInfo, hosts: list[DropletInfo]) -> None:
         if ep.kind != "simple":
             raise Unsupported(f"bridge-vxlan has no {ep.kind} endpoints (endpoint {ep.ip} in VNI {ep.vni})")
         for h in hosts:
             if h.name == ep.host:  # flood-and-learn: peers need nothing
-                self.run(h, "ip", [f"link set {ep.veth} master {bridge_name(ep.vni)} up"])
+                self.exec(h, ["ip", "link", "set", ep.veth, "master", bridge_name(ep.vni), "up"], None)
 
     def remove_endpoint(self, ep: EndpointInfo, hosts: list[DropletInfo]) -> None:
         if ep.kind != "simple":
             return
         for h in hosts:
             if h.name == ep.host and (not h.netns or nsutil.netns_exists(h.netns)):
-                nsutil.ip_batch([f"link set {ep.veth} nomaster"], netns=h.netns, force=True)
+                with contextlib.suppress(DataplaneError):  # gone already: nothing to undo
+                    self.exec(h, ["ip", "link", "set", ep.veth, "nomaster"], None)
 
     def stats(self, droplet: DropletInfo) -> dict[str, int]:
         """VXLAN device counters: encapsulated out (``tx_encap``), decapsulated in (``rx_decap``)."""
-        argv = nsutil.nsenter_argv(droplet.netns, ["ip", "-s", "-j", "link", "show"])
-        cp = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        if cp.returncode != 0:
-            raise DataplaneError(f"bridge-vxlan stats on {droplet.name}: {cp.stderr.strip()}")
         out = {"tx_encap": 0, "rx_decap": 0, "drop_rx": 0, "drop_tx": 0}
-        for link in json.loads(cp.stdout or "[]"):
+        for link in json.loads(self.exec(droplet, ["ip", "-s", "-j", "link", "show"], None) or "[]"):
             if not str(link.get("ifname", "")).startswith("vx"):
                 continue
             st = link.get("stats64", {})
