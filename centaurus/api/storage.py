@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from centaurus.api.metered import MeteredStore
 from centaurus.api.watchcache import Entry, KindCache, PartitionCache
 from centaurus.objects import kinds as K
 from centaurus.objects.status import ApiStatusError, already_exists, conflict, not_found
@@ -58,7 +59,7 @@ class Storage:
     def __init__(self, stores: list[Store]) -> None:
         if not stores:
             raise ValueError("at least one data partition is needed")
-        self.parts = [PartitionCache(i, s) for i, s in enumerate(stores)]
+        self.parts = [PartitionCache(i, MeteredStore(s, i)) for i, s in enumerate(stores)]
 
     async def start(self) -> None:
         for p in self.parts:

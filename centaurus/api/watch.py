@@ -159,6 +159,7 @@ async def watch(call: Call) -> web.StreamResponse:
                 lines.append(bookmark())
                 last_mark = time.monotonic()
             if lines:
+                METRICS.watch_events.values[call.kind.plural] += len(batch)
                 await resp.write(b"".join(lines))
     except (ConnectionResetError, asyncio.CancelledError):
         pass

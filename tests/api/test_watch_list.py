@@ -184,3 +184,17 @@ def test_kubernetes_python_client(any_server: Server) -> None:
         v1.read_namespaced_pod(pod.metadata.name, "default")
     assert err.value.status == 404
     api_client.close()
+
+
+def test_metrics_exposition(server: Server) -> None:
+    api = server.client()
+    api.create("configmaps", cm("metric-probe"), namespace="default")
+    api.get("configmaps", "metric-probe", namespace="default")
+    text = api.request("GET", "/metrics").text
+    assert 'apiserver_request_duration_seconds_bucket{code="201",resource="configmaps",' in text
+    assert 'verb="CREATE"' in text and 'verb="GET"' in text
+    assert 'etcd_request_duration_seconds_count{operation="create",partition="0"}' in text
+    assert "# TYPE apiserver_registered_watchers gauge" in text
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_duration_seconds_count"):
+            assert float(line.rsplit(" ", 1)[1]) >= 1
