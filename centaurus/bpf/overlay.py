@@ -18,6 +18,7 @@ they are single bpf(2) calls. What a droplet must hold (bounded fan-out, PERF-NE
 from __future__ import annotations
 
 import ipaddress
+import logging
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,9 +27,12 @@ import centaurus
 from centaurus.bpf import _libbpf as L
 from centaurus.bpf import kclock, xdp
 from centaurus.bpf import maps as M
+from centaurus.bpf._libbpf import BpfError
 from centaurus.bpf.mapio import Map
 from centaurus.bpf.netns import in_netns
 from centaurus.bpf.obj import BpfObject, ProgInfo, object_path, prog_info
+
+log = logging.getLogger("centaurus.bpf.overlay")
 
 PROGRAMS = {"cl_transit": "transit", "cl_clock": "transit", "cl_agent": "agent"}
 #: maps the loader pins itself (libbpf 1.1 cannot reuse pinned devmaps: flags mismatch)
@@ -67,12 +71,22 @@ class Overlay:
 
     # ---- life cycle ---------------------------------------------------------------------
     @classmethod
-    def load(cls, pin_dir: str | Path, *, netns: str | None = None) -> Overlay:
+    def load(cls, pin_dir: str | Path, *, netns: str | None = None,
+             reset_incompatible: bool = True) -> Overlay:
         """Load (or re-load, reusing pinned maps) both programs with maps pinned in ``pin_dir``.
-        ``netns``: the droplet's netns for ifindex-resolving calls (None: this thread's)."""
+        ``netns``: the droplet's netns for ifindex-resolving calls (None: this thread's).
+        Pins left by another build whose map layout differs cannot be reused; with
+        ``reset_incompatible`` they are removed and the load starts fresh (the caller then
+        reprograms the maps, as after a first start) instead of failing."""
         pin_dir = Path(pin_dir)
-        objs = [BpfObject(object_path(obj), pin_root=pin_dir, share_maps=SHARED_BY_HAND)
-                for obj in ("transit", "agent")]
+        try:
+            objs = cls._load_objects(pin_dir)
+        except BpfError as e:
+            if not (reset_incompatible and "parameter mismatch" in str(e)):
+                raise
+            log.warning("overlay: pinned maps in %s do not match this build, starting fresh", pin_dir)
+            remove_pins(pin_dir)
+            objs = cls._load_objects(pin_dir)
         fds: dict[str, int] = {}
         for o in objs:
             for name, prog in o.programs.items():
@@ -81,6 +95,18 @@ class Overlay:
                 pin.unlink(missing_ok=True)
                 L.check(L.lib.bpf_obj_pin(prog.fd, str(pin).encode()), f"pin {name}")
         return cls(pin_dir, fds, netns, objs)
+
+    @staticmethod
+    def _load_objects(pin_dir: Path) -> list[BpfObject]:
+        objs: list[BpfObject] = []
+        try:
+            for obj in ("transit", "agent"):
+                objs.append(BpfObject(object_path(obj), pin_root=pin_dir, share_maps=SHARED_BY_HAND))
+        except BaseException:
+            for o in objs:
+                o.close()
+            raise
+        return objs
 
     @classmethod
     def open_pinned(cls, pin_dir: str | Path, *, netns: str | None = None) -> Overlay:

@@ -80,3 +80,20 @@ def test_object_without_pin_root_pins_nothing() -> None:
     before = set(Path("/sys/fs/bpf").iterdir())
     with BpfObject(object_path("transit")):
         assert set(Path("/sys/fs/bpf").iterdir()) == before
+
+
+def test_overlay_load_replaces_pins_of_an_incompatible_build(netns) -> None:  # type: ignore[no-untyped-def]
+    from centaurus.bpf.mapio import Map
+    from centaurus.bpf.overlay import Overlay, pin_dir_for, remove_pins
+
+    pin_dir = pin_dir_for(netns.name, "old")
+    pin_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # an "old build" left a cl_config of another size
+        with BpfObject(object_path("trafficgen")) as o:
+            Map(o.maps["tg_rx"].fd).pin(pin_dir / "cl_config")
+        ov = Overlay.load(pin_dir, netns=netns.name)
+        assert ov.config.value_size == ctypes.sizeof(M.Config)
+        ov.destroy()
+    finally:
+        remove_pins(pin_dir)
