@@ -356,13 +356,18 @@ async def _mutate(call: Call, fn: Any, expected_rv: str | None = None) -> dict[s
 
 
 async def _finish_update(call: Call, new: dict[str, Any], cur: dict[str, Any], rev: int) -> dict[str, Any]:
+    """Store an update; an update that removes the LAST finalizer of an object being deleted
+    deletes it (upstream ``shouldDeleteDuringUpdate``). Other updates of terminating objects
+    (e.g. a pod's status during its grace period) are ordinary updates."""
     md = new.get("metadata") or {}
     if (
         md.get("deletionTimestamp")
         and not md.get("finalizers")
+        and (cur.get("metadata") or {}).get("finalizers")
         and call.kind.kind not in ("Namespace", "Tenant")
     ):
-        await call.storage.delete(call.kind, call.tenant, call.ns, call.name, rev)
+        if not call.dry_run:
+            await call.storage.delete(call.kind, call.tenant, call.ns, call.name, rev)
         return new
     if call.dry_run:
         return new
@@ -497,6 +502,14 @@ async def delete_one(call: Call, name: str, opts: dict[str, Any]) -> dict[str, A
             raise conflict(kind.plural, name, kind.group)
         md = cur["metadata"]
         graceful = _graceful(call, cur, opts)
+        # Foreground / Orphan: the garbage collector finishes the job (dependents first, or
+        # their ownerReferences stripped) and then removes the finalizer; Background or unset:
+        # the object goes now and the collector deletes dependents whose owner is gone
+        gc_fin = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(
+            str(opts.get("propagationPolicy"))
+        )
+        if gc_fin and not md.get("deletionTimestamp") and gc_fin not in (md.get("finalizers") or []):
+            md["finalizers"] = [*(md.get("finalizers") or []), gc_fin]
         if md.get("finalizers") or graceful is not None or kind.kind in ("Namespace", "Tenant"):
             if md.get("deletionTimestamp"):
                 return cur  # already being deleted

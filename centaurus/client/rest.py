@@ -31,7 +31,7 @@ GROUP_VERSIONS: dict[str, str] = {
     "networks": "arktos.futurewei.com/v1",
 }
 CLUSTER_SCOPED = {"namespaces", "nodes", "tenants", "clusterroles", "clusterrolebindings",
-                  "customresourcedefinitions"}
+                  "customresourcedefinitions", "storageclusters", "controllerinstances"}
 
 
 class ApiError(Exception):

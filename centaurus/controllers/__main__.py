@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="centaurus-controllers")
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--only", default="")
+    ap.add_argument("--instance", default="controllers-0", help="this instance's name (active-active)")
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

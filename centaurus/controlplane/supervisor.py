@@ -57,6 +57,20 @@ class ControlPlaneState:
 COMPONENT_HOOKS: list[Callable[[ControlPlaneState], list[Component]]] = []
 
 
+def _entry_point_hooks() -> list[Callable[[ControlPlaneState], list[Component]]]:
+    """Component hooks registered by other packages under the ``centaurus.components``
+    entry-point group (``name = "pkg.module:fn"``, ``fn(state) -> list[Component]``)."""
+    from importlib.metadata import entry_points
+
+    hooks = []
+    for ep in sorted(entry_points(group="centaurus.components"), key=lambda e: e.name):
+        try:
+            hooks.append(ep.load())
+        except ImportError as exc:
+            raise ControlPlaneError(f"component hook {ep.name!r} cannot be loaded: {exc}") from exc
+    return hooks
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -138,6 +152,7 @@ class ControlPlane:
         port: int = 0,
         host: str = "127.0.0.1",
         controllers: bool = True,
+        controller_instances: int = 2,
         timeout: float = 30.0,
     ) -> ControlPlaneState:
         if self.running():
@@ -185,23 +200,21 @@ class ControlPlane:
             self._save(st)
             self._wait_healthy(st.server, timeout)
             mint_kubeconfig(self.dir, st.server, "system", "admin", self.kubeconfig, method="both")
-            if controllers:
-                self._spawn(
-                    st,
-                    Component(
-                        "controllers",
-                        [
-                            sys.executable,
-                            "-m",
-                            "centaurus.controllers",
-                            "--kubeconfig",
-                            str(self.kubeconfig),
-                            "--log-level",
-                            "INFO",
-                        ],
-                    ),
-                )
-            for hook in COMPONENT_HOOKS:
+            for i in range(controller_instances if controllers else 0):
+                name = f"controllers-{i}"
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "centaurus.controllers",
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--instance",
+                    name,
+                    "--log-level",
+                    "INFO",
+                ]
+                self._spawn(st, Component(name, argv))
+            for hook in [*COMPONENT_HOOKS, *_entry_point_hooks()]:
                 for comp in hook(st):
                     self._spawn(st, comp)
         except BaseException:

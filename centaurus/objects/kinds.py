@@ -174,6 +174,8 @@ BUILTIN: tuple[Kind, ...] = (
         ("status", "finalize"),
         status_subresource=True,
     ),
+    # Arktos active-active controllers: one object per controller instance (no spec)
+    Kind("", "v1", "ControllerInstance", "controllerinstances", "controllerinstance", "Cluster"),
     # Arktos data partitions: one StorageCluster per store partition (written by the API server)
     Kind("", "v1", "StorageCluster", "storageclusters", "storagecluster", "Cluster"),
     Kind(

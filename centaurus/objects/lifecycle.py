@@ -8,6 +8,7 @@ through ``/status``), and ``generation`` counts spec changes.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import string
 import uuid
@@ -21,6 +22,7 @@ from centaurus.objects.status import ApiStatusError
 _ALNUM = "bcdfghjklmnpqrstvwxz2456789"
 IMMUTABLE_META = (
     "uid",
+    "hashKey",
     "creationTimestamp",
     "tenant",
     "deletionTimestamp",
@@ -33,6 +35,12 @@ IMMUTABLE_META = (
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hash_key(uid: str) -> int:
+    """Arktos ``metadata.hashKey``: a stable 63-bit hash of the uid; active-active controllers
+    split work by ranges of it."""
+    return int.from_bytes(hashlib.blake2b(uid.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def generated_name(prefix: str) -> str:
@@ -69,6 +77,7 @@ def prepare_create(kind: Kind, obj: dict[str, Any], tenant: str, namespace: str 
             )
         md["tenant"] = tenant
     md["uid"] = str(uuid.uuid4())
+    md["hashKey"] = hash_key(md["uid"])
     md["creationTimestamp"] = now_rfc3339()
     md["generation"] = 1
     for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):

@@ -319,6 +319,7 @@ _TOP_FIELDS: dict[str, set[str]] = {
     "Tenant": {"spec", "status"},
     "CustomResourceDefinition": {"spec", "status"},
     "StorageCluster": {"storageClusterId", "serviceAddress"},
+    "ControllerInstance": {"controllerType", "controllerKey", "workloadNum", "isLocked"},
 }
 _META_EXTRA = {"tenant", "hashKey"}  # Arktos ObjectMeta additions
 

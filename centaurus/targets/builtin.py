@@ -22,6 +22,16 @@ from centaurus.targets.base import CAPABILITIES, TargetContext, TargetError
 #: ``hook(target, ctx) -> stop callable or None``: start node components (agents, transitd, ...)
 #: once the control plane is up; called in order, stopped in reverse order on ``down``.
 NODE_HOOKS: list[Callable[[BuiltinTarget, TargetContext], Callable[[], None] | None]] = []
+#: the same, registered by packages under the ``centaurus.node_hooks`` entry-point group
+NODE_HOOK_GROUP = "centaurus.node_hooks"
+
+
+def _node_hooks() -> list[Callable[[BuiltinTarget, TargetContext], Callable[[], None] | None]]:
+    from importlib.metadata import entry_points
+
+    eps = sorted(entry_points(group=NODE_HOOK_GROUP), key=lambda e: e.name)
+    return [*NODE_HOOKS, *(ep.load() for ep in eps)]
+
 
 BASE_CAPABILITIES = frozenset(
     {"api", "tenants", "tenant-paths", "rbac", "data-partitions", "fault-injection"}
@@ -69,7 +79,7 @@ class BuiltinTarget:
             self._cp.up(store=store, partitions=parts, port=0)
         except (ControlPlaneError, OSError) as exc:
             raise TargetError(f"builtin control plane did not start: {exc}") from None
-        for hook in NODE_HOOKS:
+        for hook in _node_hooks():
             try:
                 stop = hook(self, ctx)
             except Exception as exc:
@@ -155,17 +165,9 @@ class BuiltinTarget:
         cp = self._need_up()
         st = cp.load()
         out: list[dict[str, Any]] = []
-        kinds = {"apiserver": "apiserver", "controllers": "controller"}
         for c in st.components:
-            out.append(
-                {
-                    "name": c.name,
-                    "kind": kinds.get(c.name, c.name),
-                    "zone": None,
-                    "partition": None,
-                    "pid": c.pid,
-                }
-            )
+            kind = "controller" if c.name.startswith("controllers") else c.name.split("-", 1)[0]
+            out.append({"name": c.name, "kind": kind, "zone": None, "partition": None, "pid": c.pid})
         for i in range(st.partitions):
             name = f"etcd-{i}" if st.store == "etcd" else f"store-{i}"
             out.append({"name": name, "kind": "store", "zone": None, "partition": str(i), "store": st.store})

@@ -1,0 +1,63 @@
+"""Object lifecycle details other components rely on: Arktos hashKey, delete propagation
+finalizers, finalizer removal completing a delete, graceful pod deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from centaurus.client.rest import ApiError
+from tests.api.conftest import Server
+
+pytestmark = pytest.mark.integration
+
+
+def cm(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+
+
+def test_hash_key_is_stable(server: Server) -> None:
+    api = server.client()
+    obj = api.create("configmaps", cm("hk"), namespace="default")
+    hk = obj["metadata"]["hashKey"]
+    assert isinstance(hk, int) and 0 <= hk < 2**63
+    obj["metadata"]["hashKey"] = 1
+    assert api.replace("configmaps", obj)["metadata"]["hashKey"] == hk
+
+
+def test_foreground_and_orphan_wait_for_the_collector(server: Server) -> None:
+    api = server.client()
+    for policy, fin in (("Foreground", "foregroundDeletion"), ("Orphan", "orphan")):
+        name = f"prop-{fin.lower()}"
+        api.create("configmaps", cm(name), namespace="default")
+        api.delete("configmaps", name, namespace="default", propagation=policy)
+        obj = api.get("configmaps", name, namespace="default")
+        assert obj["metadata"]["deletionTimestamp"] and obj["metadata"]["finalizers"] == [fin]
+        api.patch("configmaps", name, {"data": {"still": "updatable"}}, namespace="default")
+        api.patch("configmaps", name, {"metadata": {"finalizers": None}}, namespace="default")
+        with pytest.raises(ApiError) as err:
+            api.get("configmaps", name, namespace="default")
+        assert err.value.code == 404
+    api.create("configmaps", cm("prop-bg"), namespace="default")
+    api.delete("configmaps", "prop-bg", namespace="default", propagation="Background")
+    with pytest.raises(ApiError):
+        api.get("configmaps", "prop-bg", namespace="default")
+
+
+def test_bound_pod_terminates_gracefully(server: Server) -> None:
+    api = server.client()
+    api.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cl-n-grace"}})
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "graceful"},
+           "spec": {"nodeName": "cl-n-grace", "containers": [{"name": "c", "image": "busybox"}]}}
+    api.create("pods", pod, namespace="default")
+    api.delete("pods", "graceful", namespace="default")
+    got = api.get("pods", "graceful", namespace="default")
+    assert got["metadata"]["deletionTimestamp"] and got["metadata"]["deletionGracePeriodSeconds"] == 30
+    got["status"]["phase"] = "Running"
+    api.replace("pods", got, subresource="status")  # the agent reports during the grace period
+    assert api.get("pods", "graceful", namespace="default")["status"]["phase"] == "Running"
+    api.request("DELETE", "/api/v1/namespaces/default/pods/graceful", body={"gracePeriodSeconds": 0})
+    with pytest.raises(ApiError):
+        api.get("pods", "graceful", namespace="default")
+    api.delete("nodes", "cl-n-grace")
