@@ -127,7 +127,7 @@ class ControlPlane:
         return st is not None and any(_alive(c.pid) for c in st.components)
 
     # ---- up ------------------------------------------------------------------------------------
-    def _spawn(self, st: ControlPlaneState, comp: Component) -> None:
+    def _spawn(self, st: ControlPlaneState, comp: Component, env: dict[str, str] | None = None) -> None:
         logs = self.dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         comp.log = str(logs / f"{comp.name}.log")
@@ -139,6 +139,7 @@ class ControlPlane:
                 stderr=fh,
                 start_new_session=True,
                 cwd=str(self.dir),
+                env={**os.environ, **env} if env else None,
             )
         comp.pid = proc.pid
         st.components.append(comp)
@@ -154,6 +155,7 @@ class ControlPlane:
         controllers: bool = True,
         controller_instances: int = 2,
         timeout: float = 30.0,
+        apiserver_env: dict[str, str] | None = None,
     ) -> ControlPlaneState:
         if self.running():
             raise ControlPlaneError(f"a control plane already runs under {self.dir} (centaurus down first)")
@@ -194,7 +196,7 @@ class ControlPlane:
             if st.etcd:
                 argv += ["--etcd-endpoints", ";".join(st.etcd)]
             api = Component("apiserver", argv)
-            self._spawn(st, api)
+            self._spawn(st, api, apiserver_env)
             st.port = self._wait_port(port_file, api, timeout)
             st.server = f"https://{host}:{st.port}"
             self._save(st)

@@ -85,16 +85,15 @@ class Server:
 
 
 def _start(tmp: Path, store: str) -> Iterator[Server]:
-    os.environ["CENTAURUS_WATCH_HISTORY"] = "200"  # small history: 410 Gone is reachable in tests
     cp = ControlPlane(tmp)
     try:
-        cp.up(store=store, partitions=2, port=0)
+        # small watch history: 410 Gone is reachable in tests
+        cp.up(store=store, partitions=2, port=0, apiserver_env={"CENTAURUS_WATCH_HISTORY": "200"})
         srv = Server(cp, store)
         yield srv
         srv.close()
     finally:
         cp.down()
-        os.environ.pop("CENTAURUS_WATCH_HISTORY", None)
 
 
 @pytest.fixture(scope="session")
