@@ -138,8 +138,8 @@ async def list_(call: Call) -> web.Response:
         for e in call.storage.parts[i].kind(call.kind.storage_prefix).entries(prefix):
             if pred is None or pred(e.obj):
                 entries.append(e)
-    if limit and len(entries) > limit:
-        entries = entries[:limit]
+    # a cross-partition list is answered whole: truncating without a continue token would lose
+    # items (upstream likewise ignores limit for lists served from the watch cache)
     meta = {"resourceVersion": list_rv}
     if encoding.wants_table(call.request):
         return encoding.json_response(

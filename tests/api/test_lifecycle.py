@@ -48,8 +48,12 @@ def test_foreground_and_orphan_wait_for_the_collector(server: Server) -> None:
 def test_bound_pod_terminates_gracefully(server: Server) -> None:
     api = server.client()
     api.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cl-n-grace"}})
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "graceful"},
-           "spec": {"nodeName": "cl-n-grace", "containers": [{"name": "c", "image": "busybox"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "graceful"},
+        "spec": {"nodeName": "cl-n-grace", "containers": [{"name": "c", "image": "busybox"}]},
+    }
     api.create("pods", pod, namespace="default")
     api.delete("pods", "graceful", namespace="default")
     got = api.get("pods", "graceful", namespace="default")
@@ -61,3 +65,19 @@ def test_bound_pod_terminates_gracefully(server: Server) -> None:
     with pytest.raises(ApiError):
         api.get("pods", "graceful", namespace="default")
     api.delete("nodes", "cl-n-grace")
+
+
+def test_delete_collection_by_label(server: Server) -> None:
+    api = server.client(server.tenant())
+    for i in range(6):
+        obj = cm(f"dc{i}")
+        obj["metadata"]["labels"] = {"batch": "a" if i < 4 else "b"}
+        api.create("configmaps", obj, namespace="default")
+    out = api.request(
+        "DELETE", "/api/v1/namespaces/default/configmaps", params={"labelSelector": "batch=a"}
+    ).json()
+    assert sorted(i["metadata"]["name"] for i in out["items"]) == ["dc0", "dc1", "dc2", "dc3"]
+    assert sorted(c["metadata"]["name"] for c in api.list("configmaps", namespace="default")["items"]) == [
+        "dc4",
+        "dc5",
+    ]
