@@ -23,6 +23,7 @@ from centaurus.auth.pki import CA
 from centaurus.objects.kinds import must
 from centaurus.objects.lifecycle import now_rfc3339
 from centaurus.store.base import AlreadyExists, Store
+from centaurus.store.compactor import compact_periodically
 
 log = logging.getLogger("centaurus.api")
 
@@ -138,6 +139,7 @@ async def run(args: argparse.Namespace) -> None:
         ca_file=paths["ca"],
         token_file=paths["tokens"],
     )
+    compactors = [asyncio.create_task(compact_periodically(s, args.compact_interval)) for s in stores]
     runner = await serve(storage, cfg)
     port = bound_port(runner)
     if args.port_file:
@@ -148,6 +150,8 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    for t in compactors:
+        t.cancel()
     await runner.cleanup()
     await storage.close()
     for s in stores:
@@ -164,6 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--partitions", type=int, default=1)
     ap.add_argument(
         "--etcd-endpoints", default="", help="per partition, ';'-separated lists of host:port,..."
+    )
+    ap.add_argument(
+        "--compact-interval",
+        type=float,
+        default=300.0,
+        help="seconds; compact each partition to the revision seen one interval earlier",
     )
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args(argv)

@@ -35,6 +35,7 @@ def up(
         f"control plane up in {time.monotonic() - t0:.1f} s: {st.server} "
         f"({st.store} x{st.partitions}); kubeconfig {cp.kubeconfig}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -43,7 +44,11 @@ def down(state_dir: StateDir = DEFAULT_STATE) -> None:
     from centaurus.controlplane.supervisor import ControlPlane
 
     stopped = ControlPlane(state_dir).down()
-    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"), highlight=False)
+    console.print(
+        "stopped: " + (", ".join(stopped) if stopped else "nothing was running"),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def status(state_dir: StateDir = DEFAULT_STATE) -> None:
@@ -52,16 +57,18 @@ def status(state_dir: StateDir = DEFAULT_STATE) -> None:
 
     st = ControlPlane(state_dir).status()
     if not st.get("components"):
-        console.print(f"not running (state dir {st['state_dir']})", highlight=False)
+        console.print(f"not running (state dir {st['state_dir']})", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
     console.print(
         f"server {st['server']}  store {st['store']} x{st['partitions']}  kubeconfig {st['kubeconfig']}",
         highlight=False,
+        soft_wrap=True,
     )
     for c in st["components"]:
         console.print(
-            f"  {c['name']:<12} pid {c['pid']:<8} {'running' if c['alive'] else 'DEAD'}  {c['log']}",
+            f"  {c['name']:<14} pid {c['pid']:<8} {'running' if c['alive'] else 'DEAD'}  {c['log']}",
             highlight=False,
+            soft_wrap=True,
         )
     if not st["running"]:
         raise typer.Exit(1)
@@ -91,7 +98,7 @@ def kubeconfig(
     server = _server(state_dir)
     out = output or Path(state_dir).expanduser() / f"kubeconfig-{tenant}-{user}"
     mint_kubeconfig(Path(state_dir).expanduser(), server, tenant, user, out, method=auth)
-    console.print(str(out), highlight=False)
+    console.print(str(out), highlight=False, soft_wrap=True)
 
 
 @tenant_app.command("create")
@@ -119,6 +126,7 @@ def tenant_create(
         f"tenant/{name} {t.get('status', {}).get('phase', '')} "
         f"(data partition {t.get('spec', {}).get('storageClusterId', '')})",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -134,6 +142,7 @@ def tenant_list(state_dir: StateDir = DEFAULT_STATE) -> None:
                 f"{t['metadata']['name']:<24} {t.get('status', {}).get('phase', ''):<12} "
                 f"partition {t.get('spec', {}).get('storageClusterId', '')}",
                 highlight=False,
+                soft_wrap=True,
             )
 
 
@@ -148,4 +157,4 @@ def tenant_delete(name: Annotated[str, typer.Argument()], state_dir: StateDir = 
             api.delete("tenants", name)
         except ApiError as exc:
             fail(str(exc))
-    console.print(f"tenant/{name} deleting", highlight=False)
+    console.print(f"tenant/{name} deleting", highlight=False, soft_wrap=True)
