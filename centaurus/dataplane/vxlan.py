@@ -104,6 +104,11 @@ class VxlanDataplane:
         else:
             self.exec(droplet, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())], None)
 
+    def adopt_vpcs(self, vpcs: list[VpcInfo]) -> None:
+        """Know VPCs another process applied (a lab attached from its state file tears them down)."""
+        for v in vpcs:
+            self._vpcs[v.vni] = v
+
     def teardown_host(self, droplet: DropletInfo) -> None:
         if droplet.netns and not nsutil.netns_exists(droplet.netns):
             return

@@ -58,12 +58,21 @@ class XdpDataplane:
         return f"{BPFFS_ROOT}/{lab}/{droplet.name}" if lab else f"{BPFFS_ROOT}/{droplet.name}"
 
     def daemon_argv(self, droplet: DropletInfo) -> list[str] | None:
-        if not droplet.transitd.startswith("unix:"):
-            raise DataplaneError(f"mizar-xdp: droplet {droplet.name} has no unix socket address for transitd")
-        argv = [sys.executable, "-m", "centaurus.transitd", "--droplet", droplet.name,
-                "--socket", droplet.transitd.removeprefix("unix:"), "--pin-dir", self.pin_dir(droplet),
-                "--ifname", droplet.ifname, "--mode", self.mode, "--log-level",
-                self.options.get("log_level", "INFO")]
+        """``unix:/path`` address: serve there (netns lab). ``host:port``: serve TCP on every address
+        of the host at that port, plus a local socket under /run/centaurus (real hosts)."""
+        addr = droplet.transitd
+        if addr.startswith("unix:"):
+            where = ["--socket", addr.removeprefix("unix:")]
+        elif addr.rpartition(":")[2].isdigit():
+            lab = self.options.get("lab_id", "lab")
+            where = ["--socket", f"/run/centaurus/{lab}/transitd-{droplet.name}.sock",
+                     "--tcp", f"0.0.0.0:{addr.rpartition(':')[2]}"]
+        else:
+            raise DataplaneError(f"mizar-xdp: droplet {droplet.name}: transitd address {addr!r} is neither "
+                                 "unix:/path nor host:port")
+        argv = [sys.executable, "-m", "centaurus.transitd", "--droplet", droplet.name, *where,
+                "--pin-dir", self.pin_dir(droplet), "--ifname", droplet.ifname, "--mode", self.mode,
+                "--log-level", self.options.get("log_level", "INFO")]
         if droplet.ip:
             argv += ["--ip", droplet.ip]
         return argv

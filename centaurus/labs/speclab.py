@@ -86,6 +86,9 @@ class SpecLab:
             adopt = getattr(self.dataplane, "adopt_hosts", None)
             if adopt is not None:
                 adopt(list(self._droplet_infos().values()))
+            known = getattr(self.dataplane, "adopt_vpcs", None)
+            if known is not None:
+                known([self._vpc_info(v.name) for v in self._spec.vpcs])
 
     # ---- look-ups -----------------------------------------------------------------------------
     @property

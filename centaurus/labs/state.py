@@ -41,6 +41,7 @@ class LabState:
     sockets: dict[str, str] = field(default_factory=dict)  # droplet -> transitd address
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> realised facts
     notes: list[str] = field(default_factory=list)
+    remote: dict[str, Any] = field(default_factory=dict)  # remote backends: hosts, veths, macs
     version: int = VERSION
 
     def save(self, state_dir: Path) -> None:

@@ -37,3 +37,29 @@ class PassProgram:
 
     def close(self) -> None:
         self._obj.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m centaurus.labs.xdppeers NETNS DEV...``: XDP_PASS on DEVs inside NETNS and their
+    TX checksum offload off -- what a remote lab runs on a host for each endpoint."""
+    import argparse
+
+    from centaurus.labs import nsutil
+
+    ap = argparse.ArgumentParser(prog="centaurus.labs.xdppeers")
+    ap.add_argument("netns")
+    ap.add_argument("devs", nargs="+")
+    ap.add_argument("--keep-tx-csum", action="store_true")
+    a = ap.parse_args(argv)
+    prog = PassProgram()
+    try:
+        prog.attach(a.netns, a.devs)
+    finally:
+        prog.close()
+    if not a.keep_tx_csum:
+        nsutil.in_netns(a.netns, lambda: nsutil.set_tx_csum(a.devs, False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -156,6 +156,7 @@ class Daemon:
 
         service = self.bring_up()
         sock = Path(self.args.socket)
+        sock.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
