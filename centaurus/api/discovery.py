@@ -58,6 +58,21 @@ def _resource(k: Kind) -> list[dict[str, Any]]:
 
 
 def resource_list(storage: Storage, tenant: str, group: str, version: str) -> dict[str, Any] | None:
+    if (group, version) == ("authorization.k8s.io", "v1"):
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "authorization.k8s.io/v1",
+            "resources": [
+                {
+                    "name": "selfsubjectaccessreviews",
+                    "singularName": "",
+                    "namespaced": False,
+                    "kind": "SelfSubjectAccessReview",
+                    "verbs": ["create"],
+                }
+            ],
+        }
     kinds = K.kinds_in(group, version)
     if not kinds:
         kinds = [
@@ -93,7 +108,7 @@ def _group(name: str, versions: list[str]) -> dict[str, Any]:
 
 
 def groups(storage: Storage, tenant: str) -> list[dict[str, Any]]:
-    out = [_group(g, [v]) for g, v in K.BUILTIN_GROUPS]
+    out = [_group(g, [v]) for g, v in K.BUILTIN_GROUPS] + [_group("authorization.k8s.io", ["v1"])]
     custom: dict[str, list[str]] = {}
     for crd in storage.crds(tenant):
         spec = crd.get("spec") or {}

@@ -24,6 +24,9 @@ JSON = "application/json"
 
 PROTO_OF: dict[tuple[str, str], str] = {(k.api_version, k.kind): k.proto for k in K.BUILTIN if k.proto}
 PROTO_OF[("v1", "DeleteOptions")] = "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+PROTO_OF[("authorization.k8s.io/v1", "SelfSubjectAccessReview")] = (
+    "k8s.io.api.authorization.v1.SelfSubjectAccessReview"
+)
 
 
 def media_type(request: web.Request) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from centaurus.api import discovery, encoding, handlers, routing, security
+from centaurus.api import discovery, encoding, handlers, review, routing, security
 from centaurus.api.admission import Admission
 from centaurus.api.metrics import METRICS
 from centaurus.api.storage import Storage
@@ -91,6 +91,13 @@ async def resource(request: web.Request) -> web.StreamResponse:
     tenant = security.request_tenant(ident, info.path_tenant, storage)
     if info.path_tenant == routing.ALL_TENANTS and verb not in ("list", "watch"):
         raise ApiStatusError(400, "the 'all' tenant may only be listed or watched", "BadRequest")
+    if (info.group, info.resource) == (
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+    ) and verb == "create":
+        return await review.create(
+            request, ident, tenant if tenant != routing.ALL_TENANTS else "system", storage
+        )
     kind = storage.resolve(
         tenant if tenant != routing.ALL_TENANTS else "system", info.group, info.version, info.resource
     )

@@ -154,3 +154,20 @@ def test_yaml_manifest_list_apply(server: Server, kubectl_for: Any) -> None:
     out = k.run("apply", "-n", "default", "-f", "-", input=text).stdout
     assert out.count("unchanged") == 3, out
     assert len(k.json("get", "cm", "-n", "default")["items"]) == 3
+
+
+def test_auth_can_i_follows_rbac(server: Server, kubectl_for: Any) -> None:
+    """``kubectl auth can-i`` (SelfSubjectAccessReview, protobuf from 1.20) answers with the
+    same tenant scope and RBAC decisions as real requests."""
+    t = server.tenant()
+    admin, dev = kubectl_for(t), kubectl_for(t, "dev")
+    assert admin.run("auth", "can-i", "create", "pods", "-n", "default").stdout.strip() == "yes"
+    res = dev.run("auth", "can-i", "create", "pods", "-n", "default", check=False)
+    assert res.stdout.strip().startswith("no") and res.returncode == 1
+    admin.run("create", "rolebinding", "dev-edit", "--clusterrole=edit", "--user=dev", "-n", "default")
+    assert dev.run("auth", "can-i", "create", "pods", "-n", "default").stdout.strip() == "yes"
+    assert (
+        dev.run("auth", "can-i", "create", "roles", "-n", "default", check=False)
+        .stdout.strip()
+        .startswith("no")
+    )
