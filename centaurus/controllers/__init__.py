@@ -1,19 +1,29 @@
-"""Controllers of the builtin control plane. Each one is a class with ``async run()`` built on
-:class:`centaurus.client.aio.AsyncClient`; :data:`REGISTRY` names them for the runner
-(``python -m centaurus.controllers``) that the control-plane supervisor starts. Later issues add
-their controllers (deployment/replicaset, node lifecycle, network, ...) to the registry."""
+"""Controllers of the builtin control plane, built on :mod:`centaurus.controllers.runtime`
+(shared informers, work queues, active-active membership). :func:`registry` names them for the
+runner (``python -m centaurus.controllers``) that the control-plane supervisor starts N times
+(instances split the work by hash ranges; see :mod:`centaurus.controllers.runtime.sharding`).
+Later issues add their controllers (network, mission, ...) to the registry."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from centaurus.client.aio import AsyncClient
-
-ControllerFactory = Callable[[AsyncClient], Any]
+ControllerFactory = Callable[[Any], Any]
 
 
 def registry() -> dict[str, ControllerFactory]:
+    from centaurus.controllers.deployment import DeploymentController
+    from centaurus.controllers.gc import GarbageCollector
+    from centaurus.controllers.nodelifecycle import NodeLifecycleController
+    from centaurus.controllers.replicaset import ReplicaSetController
     from centaurus.controllers.tenant import NamespaceController, TenantController
 
-    return {"tenant": TenantController, "namespace": NamespaceController}
+    return {
+        "tenant": TenantController,
+        "namespace": NamespaceController,
+        "deployment": DeploymentController,
+        "replicaset": ReplicaSetController,
+        "garbagecollector": GarbageCollector,
+        "nodelifecycle": NodeLifecycleController,
+    }

@@ -4,19 +4,22 @@
 (``Terminating``) loses every namespace and tenant-level object (cluster roles, bindings, CRDs),
 then is finalized and disappears. ``NamespaceController``: a namespace being deleted loses every
 object in it, then is finalized. Both act through the API with the system admin's credentials,
-never on the store, so they run anywhere (the Compute issue extends the tenant controller with
-the default Network and per-tenant policies).
+never on the store, so they run anywhere; both are split over the controller instances by hash
+like every controller (:mod:`centaurus.controllers.runtime`). The Network-control issue adds the
+tenant's default Network through :data:`TENANT_HOOKS`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from centaurus.client.aio import AsyncClient
 from centaurus.client.rest import ApiError
+from centaurus.controllers.runtime.controller import Controller
+from centaurus.controllers.runtime.informer import Informer
 
 log = logging.getLogger("centaurus.controllers.tenant")
 
@@ -100,85 +103,79 @@ async def _finalize(api: AsyncClient, path: str, obj: dict[str, Any]) -> None:
         await api.request("PUT", path, body=body)
 
 
-class _Loop:
-    """Run ``handle`` for every object of a list_watch stream, retrying failures, one task per key."""
-
-    resource = ""
-    tenant: str | None = None
-
-    def __init__(self, api: AsyncClient) -> None:
-        self.api = api
-        self._busy: set[str] = set()
-
-    async def handle(self, obj: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    async def _guarded(self, key: str, obj: dict[str, Any]) -> None:
-        try:
-            for attempt in range(30):
-                try:
-                    await self.handle(obj)
-                    return
-                except (ApiError, OSError) as exc:
-                    log.info("%s %s: retry %d after %s", self.resource, key, attempt, exc)
-                    await asyncio.sleep(min(0.2 * 2**attempt, 5))
-        finally:
-            self._busy.discard(key)
-
-    async def run(self) -> None:
-        tasks: set[asyncio.Task[None]] = set()
-        async for ev in self.api.list_watch(self.resource, tenant=self.tenant):
-            objs = ev["items"] if ev["type"] == "SYNC" else [ev["object"]] if ev["type"] != "DELETED" else []
-            for obj in objs:
-                md = obj.get("metadata") or {}
-                key = f"{md.get('tenant', '')}/{md.get('name')}"
-                if key in self._busy:
-                    continue
-                self._busy.add(key)
-                t = asyncio.create_task(self._guarded(key, obj))
-                tasks.add(t)
-                t.add_done_callback(tasks.discard)
+#: Callables run for every live tenant after its default namespace exists:
+#: ``await hook(api, tenant_obj)``. The Network-control issue adds the tenant's default Network
+#: here; a hook must be idempotent (it runs on every resync).
+TENANT_HOOKS: list[Callable[[AsyncClient, dict[str, Any]], Awaitable[None]]] = []
 
 
-class TenantController(_Loop):
-    resource = "tenants"
+class TenantController(Controller):
+    """A new Tenant gets its ``default`` namespace (and what :data:`TENANT_HOOKS` add); a Tenant
+    being deleted loses its namespaces, then its tenant-level objects, then is finalized."""
 
-    async def handle(self, obj: dict[str, Any]) -> None:
+    ctype = "tenant"
+    workers = 4
+
+    def setup(self) -> Informer:
+        return self.ctx.informers.get("tenants", tenant=None)
+
+    async def reconcile(self, key: str) -> float | None:
+        obj = self.primary.get(key)
+        if obj is None:
+            return None
         name = obj["metadata"]["name"]
         if not obj["metadata"].get("deletionTimestamp"):
-            with contextlib.suppress(ApiError):
+            try:
                 await self.api.create(
                     "namespaces",
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
                     tenant=name,
                 )
-            return
-        while True:
-            nss = await self.api.list("namespaces", tenant=name)
-            for ns in nss.get("items") or []:
-                if not ns["metadata"].get("deletionTimestamp"):
-                    with contextlib.suppress(ApiError):
-                        await self.api.delete("namespaces", ns["metadata"]["name"], tenant=name)
-            if not nss.get("items"):
-                break
-            await asyncio.sleep(0.2)
-        await _delete_all(self.api, TENANT_LEVEL + await _custom_kinds(self.api, name, "Cluster"), name, None)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+            for hook in TENANT_HOOKS:
+                await hook(self.api, obj)
+            return None
+        nss = await self.api.list("namespaces", tenant=name)
+        for ns in nss.get("items") or []:
+            if not ns["metadata"].get("deletionTimestamp"):
+                await self.api.delete("namespaces", ns["metadata"]["name"], tenant=name, missing_ok=True)
+        if nss.get("items"):
+            return 0.2  # the namespace controller empties them; check again
+        kinds = TENANT_LEVEL + await _custom_kinds(self.api, name, "Cluster")
+        if await _delete_all(self.api, kinds, name, None):
+            return 0.2
         await _finalize(self.api, f"/api/v1/tenants/{name}/finalize", obj)
         log.info("tenant %s finalized", name)
+        return None
 
 
-class NamespaceController(_Loop):
-    resource = "namespaces"
-    tenant = "all"
+class NamespaceController(Controller):
+    """A namespace being deleted loses every object in it, then is finalized."""
 
-    async def handle(self, obj: dict[str, Any]) -> None:
+    ctype = "namespace"
+    workers = 4
+
+    def setup(self) -> Informer:
+        return self.ctx.informers.get("namespaces", tenant="all")
+
+    def wants(self, typ: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+        return new is not None and bool(new["metadata"].get("deletionTimestamp"))
+
+    def resync(self) -> None:
+        for key, obj in list(self.primary.cache.items()):
+            if obj["metadata"].get("deletionTimestamp"):
+                self.enqueue(key)
+
+    async def reconcile(self, key: str) -> float | None:
+        obj = self.primary.get(key)
+        if obj is None or not obj["metadata"].get("deletionTimestamp"):
+            return None
         md = obj["metadata"]
-        if not md.get("deletionTimestamp"):
-            return
         tenant, name = md.get("tenant") or "system", md["name"]
-        while True:
-            kinds = NAMESPACED_BUILTIN + await _custom_kinds(self.api, tenant, "Namespaced")
-            if not await _delete_all(self.api, kinds, tenant, name):
-                break
-            await asyncio.sleep(0.2)
+        kinds = NAMESPACED_BUILTIN + await _custom_kinds(self.api, tenant, "Namespaced")
+        if await _delete_all(self.api, kinds, tenant, name):
+            return 0.2
         await _finalize(self.api, f"/api/v1/tenants/{tenant}/namespaces/{name}/finalize", obj)
+        return None
