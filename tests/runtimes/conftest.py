@@ -52,8 +52,15 @@ def pod_spec(tmp_path: Path, netns: str) -> Callable[..., SandboxSpec]:
     def make(*containers: ContainerSpec, name: str | None = None, **kw: Any) -> SandboxSpec:
         uid = str(uuid.uuid4())
         kw.setdefault("netns_path", netns)
-        return SandboxSpec(uid=uid, tenant="system", namespace="default", name=name or f"pod-{uid[:6]}",
-                           log_dir=tmp_path / "logs" / uid, containers=list(containers), **kw)
+        return SandboxSpec(
+            uid=uid,
+            tenant="system",
+            namespace="default",
+            name=name or f"pod-{uid[:6]}",
+            log_dir=tmp_path / "logs" / uid,
+            containers=list(containers),
+            **kw,
+        )
 
     return make
 
@@ -87,13 +94,21 @@ async def vm_rt(tmp_path: Path) -> AsyncIterator[Any]:
         await rt.close()
 
 
-def vm_pod(tmp_path: Path, netns_path: str | None, name: str = "vm1", ip: str | None = "10.77.0.2",
-           **vm: Any) -> SandboxSpec:
+def vm_pod(
+    tmp_path: Path, netns_path: str | None, name: str = "vm1", ip: str | None = "10.77.0.2", **vm: Any
+) -> SandboxSpec:
     uid = str(uuid.uuid4())
     network = PodNetwork(ip=ip, prefix_len=24, gateway="10.77.0.1") if ip else None
-    return SandboxSpec(uid=uid, tenant="system", namespace="default", name=name, netns_path=netns_path,
-                       log_dir=tmp_path / "logs" / uid, vm={"name": name, "image": "cirros", **vm},
-                       network=network)
+    return SandboxSpec(
+        uid=uid,
+        tenant="system",
+        namespace="default",
+        name=name,
+        netns_path=netns_path,
+        log_dir=tmp_path / "logs" / uid,
+        vm={"name": name, "image": "cirros", **vm},
+        network=network,
+    )
 
 
 async def collect(it: AsyncIterator[bytes]) -> bytes:

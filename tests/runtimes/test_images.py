@@ -21,8 +21,11 @@ from centaurus.images.build import _cpio_newc, extract_vmlinux
         ("nginx:1.25", "docker.io/library/nginx", "1.25"),
         ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause", "3.9"),
         ("localhost:5000/x/y:z", "localhost:5000/x/y", "z"),
-        ("download.cirros-cloud.net/0.3.5/cirros-0.3.5-x86_64-disk.img",
-         "download.cirros-cloud.net/0.3.5/cirros-0.3.5-x86_64-disk.img", "latest"),
+        (
+            "download.cirros-cloud.net/0.3.5/cirros-0.3.5-x86_64-disk.img",
+            "download.cirros-cloud.net/0.3.5/cirros-0.3.5-x86_64-disk.img",
+            "latest",
+        ),
     ],
 )
 def test_reference_normalisation(name: str, repo: str, tag: str) -> None:
@@ -38,13 +41,23 @@ def test_malformed_references_are_invalid_image_name(bad: str, tmp_path: Path) -
 
 
 def _fake_store(root: Path) -> ImageStore:
-    for name, kind, repos in [("busybox", "container", ["docker.io/library/busybox"]),
-                              ("nginx", "container", ["docker.io/library/nginx"]),
-                              ("guest", "vm", ["docker.io/centaurus/guest", "*cirros*"])]:
+    for name, kind, repos in [
+        ("busybox", "container", ["docker.io/library/busybox"]),
+        ("nginx", "container", ["docker.io/library/nginx"]),
+        ("guest", "vm", ["docker.io/centaurus/guest", "*cirros*"]),
+    ]:
         (root / name).mkdir(parents=True)
-        (root / name / "image.json").write_text(json.dumps(
-            {"name": name, "kind": kind, "repositories": repos, "digest": f"sha256:{'ab' * 32}",
-             "config": {"Cmd": ["sh"]}}))
+        (root / name / "image.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "kind": kind,
+                    "repositories": repos,
+                    "digest": f"sha256:{'ab' * 32}",
+                    "config": {"Cmd": ["sh"]},
+                }
+            )
+        )
     (root / "half").mkdir()
     (root / "half" / "image.json").write_text("{not json")  # interrupted build: ignored
     return ImageStore(root)

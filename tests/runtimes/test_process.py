@@ -28,14 +28,27 @@ async def terminated(rt: Any, sb: Any, name: str, timeout: float = 10.0) -> Any:
 
 
 async def test_command_args_env_workdir_exit_code_and_logs(process_rt: Any, pod_spec: Any) -> None:
-    spec = pod_spec(ContainerSpec(
-        name="c", image="busybox:1.35",
-        command=["sh", "-c", 'echo "FOO=$FOO ARG=$0 DERIVED=$D"; pwd; hostname; ip -o link | wc -l; exit 3'],
-        args=["$(FOO)-x"], env={"FOO": "bar", "D": "$(FOO)/y"}, working_dir="/tmp"), name="web-1")
+    spec = pod_spec(
+        ContainerSpec(
+            name="c",
+            image="busybox:1.35",
+            command=[
+                "sh",
+                "-c",
+                'echo "FOO=$FOO ARG=$0 DERIVED=$D"; pwd; hostname; ip -o link | wc -l; exit 3',
+            ],
+            args=["$(FOO)-x"],
+            env={"FOO": "bar", "D": "$(FOO)/y"},
+            working_dir="/tmp",
+        ),
+        name="web-1",
+    )
     sb = await process_rt.start(spec)
     st = await terminated(process_rt, sb, "c")
     assert (st.exit_code, st.reason) == (3, "Error")
-    assert st.image == "docker.io/library/busybox:1.35" and st.image_id.startswith("docker.io/library/busybox@sha256:")
+    assert st.image == "docker.io/library/busybox:1.35" and st.image_id.startswith(
+        "docker.io/library/busybox@sha256:"
+    )
     out = (await collect(process_rt.logs(sb, "c"))).decode()
     assert "FOO=bar ARG=bar-x DERIVED=bar/y" in out
     lines = out.splitlines()
@@ -82,8 +95,9 @@ async def test_exec_pipes_stdin_and_exit_code(process_rt: Any, pod_spec: Any) ->
 
 async def test_exec_tty_merges_streams_and_resizes(process_rt: Any, pod_spec: Any) -> None:
     sb = await process_rt.start(pod_spec(ContainerSpec(name="c", image="busybox", command=["sleep", "60"])))
-    ex = await process_rt.exec(sb, "c", ["sh", "-c", "read x; echo got $x; stty size; tty; echo err >&2; exit 5"],
-                               tty=True)
+    ex = await process_rt.exec(
+        sb, "c", ["sh", "-c", "read x; echo got $x; stty size; tty; echo err >&2; exit 5"], tty=True
+    )
     assert ex.tty and ex.stderr is None
     await ex.resize(100, 40)
     ex.stdin.write(b"hi\n")
@@ -95,23 +109,45 @@ async def test_exec_tty_merges_streams_and_resizes(process_rt: Any, pod_spec: An
 
 
 async def test_memory_limit_oom_killed(process_rt: Any, pod_spec: Any) -> None:
-    spec = pod_spec(ContainerSpec(name="hog", image="busybox", memory_limit=24 * 2**20,
-                                  command=["dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1"]))
+    spec = pod_spec(
+        ContainerSpec(
+            name="hog",
+            image="busybox",
+            memory_limit=24 * 2**20,
+            command=["dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1"],
+        )
+    )
     sb = await process_rt.start(spec)
     st = await terminated(process_rt, sb, "hog")
     assert (st.reason, st.exit_code) == ("OOMKilled", 137), st
     # A child killed by the OOM killer while PID 1 carries on is not an OOMKilled container.
-    sb2 = await process_rt.start(pod_spec(ContainerSpec(
-        name="parent", image="busybox", memory_limit=24 * 2**20,
-        command=["sh", "-c", "dd if=/dev/zero of=/dev/null bs=96M count=1; echo survived"])))
+    sb2 = await process_rt.start(
+        pod_spec(
+            ContainerSpec(
+                name="parent",
+                image="busybox",
+                memory_limit=24 * 2**20,
+                command=["sh", "-c", "dd if=/dev/zero of=/dev/null bs=96M count=1; echo survived"],
+            )
+        )
+    )
     st2 = await terminated(process_rt, sb2, "parent")
     assert (st2.reason, st2.exit_code) == ("Completed", 0)
     assert b"survived" in await collect(process_rt.logs(sb2, "parent"))
 
 
 async def test_cgroup_limits_applied(process_rt: Any, pod_spec: Any) -> None:
-    spec = pod_spec(ContainerSpec(name="c", image="busybox", command=["sleep", "60"], memory_limit=64 * 2**20,
-                                  cpu_limit_millis=500, cpu_request_millis=250, pids_limit=32))
+    spec = pod_spec(
+        ContainerSpec(
+            name="c",
+            image="busybox",
+            command=["sleep", "60"],
+            memory_limit=64 * 2**20,
+            cpu_limit_millis=500,
+            cpu_request_millis=250,
+            pids_limit=32,
+        )
+    )
     sb = await process_rt.start(spec)
     cg = f"{process_rt.cgroup_root}/{sb.uid}/c".strip("/")
     if cgroups.mode() == "v2":
@@ -131,8 +167,9 @@ async def test_cgroup_limits_applied(process_rt: Any, pod_spec: Any) -> None:
 async def test_restart_terminated_container_and_previous_logs(process_rt: Any, pod_spec: Any) -> None:
     seen: list[tuple[str, str]] = []
     process_rt.add_listener(lambda uid, name: seen.append((uid, name)))
-    sb = await process_rt.start(pod_spec(ContainerSpec(name="c", image="busybox",
-                                                       command=["sh", "-c", "echo run-$RANDOM; exit 1"])))
+    sb = await process_rt.start(
+        pod_spec(ContainerSpec(name="c", image="busybox", command=["sh", "-c", "echo run-$RANDOM; exit 1"]))
+    )
     first = await terminated(process_rt, sb, "c")
     assert first.exit_code == 1 and first.restart_count == 0
     await process_rt.restart_container(sb, "c")
@@ -147,9 +184,12 @@ async def test_restart_terminated_container_and_previous_logs(process_rt: Any, p
 
 async def test_stop_term_then_kill_and_follow_logs(process_rt: Any, pod_spec: Any) -> None:
     # busybox sleep as PID 1 ignores SIGTERM: stop() must KILL after the grace period.
-    sb = await process_rt.start(pod_spec(
-        ContainerSpec(name="stubborn", image="busybox", command=["sh", "-c", "echo up; exec sleep 1000"]),
-        ContainerSpec(name="polite", image="pause")))
+    sb = await process_rt.start(
+        pod_spec(
+            ContainerSpec(name="stubborn", image="busybox", command=["sh", "-c", "echo up; exec sleep 1000"]),
+            ContainerSpec(name="polite", image="pause"),
+        )
+    )
     await anyio.sleep(0.3)  # let pause install its TERM trap (before that, PID 1 ignores TERM too)
     chunks: list[bytes] = []
 
@@ -170,10 +210,13 @@ async def test_stop_term_then_kill_and_follow_logs(process_rt: Any, pod_spec: An
 
 
 async def test_init_containers_run_in_order_before_app(process_rt: Any, pod_spec: Any) -> None:
-    spec = pod_spec(ContainerSpec(name="app", image="busybox", command=["sh", "-c", "date +%s.%N; sleep 30"]),
-                    init_containers=[
-                        ContainerSpec(name="i1", image="busybox", command=["sh", "-c", "sleep 0.3; date +%s.%N"]),
-                        ContainerSpec(name="i2", image="busybox", command=["sh", "-c", "date +%s.%N"])])
+    spec = pod_spec(
+        ContainerSpec(name="app", image="busybox", command=["sh", "-c", "date +%s.%N; sleep 30"]),
+        init_containers=[
+            ContainerSpec(name="i1", image="busybox", command=["sh", "-c", "sleep 0.3; date +%s.%N"]),
+            ContainerSpec(name="i2", image="busybox", command=["sh", "-c", "date +%s.%N"]),
+        ],
+    )
     sb = await process_rt.start(spec)
 
     async def app_running() -> bool:
@@ -187,8 +230,10 @@ async def test_init_containers_run_in_order_before_app(process_rt: Any, pod_spec
 
 
 async def test_failed_init_container_blocks_app(process_rt: Any, pod_spec: Any) -> None:
-    spec = pod_spec(ContainerSpec(name="app", image="busybox", command=["true"]),
-                    init_containers=[ContainerSpec(name="i1", image="busybox", command=["false"])])
+    spec = pod_spec(
+        ContainerSpec(name="app", image="busybox", command=["true"]),
+        init_containers=[ContainerSpec(name="i1", image="busybox", command=["false"])],
+    )
     sb = await process_rt.start(spec)
     await terminated(process_rt, sb, "i1")
     await anyio.sleep(0.3)
@@ -215,7 +260,9 @@ async def test_rediscovery_after_agent_restart(tmp_path: Path, pod_spec: Any) ->
     rt1 = ProcessRuntime(state)
     await rt1.prepare()
     long = await rt1.start(pod_spec(ContainerSpec(name="c", image="busybox", command=["sleep", "60"])))
-    short = await rt1.start(pod_spec(ContainerSpec(name="c", image="busybox", command=["sh", "-c", "sleep 0.5; exit 4"])))
+    short = await rt1.start(
+        pod_spec(ContainerSpec(name="c", image="busybox", command=["sh", "-c", "sleep 0.5; exit 4"]))
+    )
     pid = (await rt1.status(long))[0].pid
     await rt1.close()  # agent goes away; containers keep running
     await anyio.sleep(1.0)  # the short one exits while nobody watches
@@ -239,8 +286,12 @@ async def test_rediscovery_after_agent_restart(tmp_path: Path, pod_spec: Any) ->
 
 
 async def test_remove_leaves_no_process_cgroup_bundle_or_mount(process_rt: Any, pod_spec: Any) -> None:
-    sb = await process_rt.start(pod_spec(ContainerSpec(name="a", image="busybox", command=["sleep", "60"]),
-                                         ContainerSpec(name="b", image="nginx")))
+    sb = await process_rt.start(
+        pod_spec(
+            ContainerSpec(name="a", image="busybox", command=["sleep", "60"]),
+            ContainerSpec(name="b", image="nginx"),
+        )
+    )
     pids = [s.pid for s in await process_rt.status(sb)]
     worker_tid = PrivateMountWorker.get().tid
     assert worker_tid and os.path.exists(f"/proc/self/task/{worker_tid}")
@@ -254,7 +305,9 @@ async def test_remove_leaves_no_process_cgroup_bundle_or_mount(process_rt: Any, 
     assert not (process_rt.pods_dir / sb.uid).exists()
     assert not list(process_rt.crun_root.iterdir())
     assert not [h for h in cgroups.hierarchies() if (h / process_rt.cgroup_root.strip("/")).exists()]
-    assert str(process_rt.pods_dir / sb.uid) not in Path(f"/proc/self/task/{worker_tid}/mountinfo").read_text()
+    assert (
+        str(process_rt.pods_dir / sb.uid) not in Path(f"/proc/self/task/{worker_tid}/mountinfo").read_text()
+    )
     assert await process_rt.sandboxes() == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import itertools
 import time
@@ -71,6 +72,7 @@ class GuestChannel:
         self._exec: dict[str, tuple[asyncio.Future[tuple[bytes, int]], list[bytes]]] = {}
         self._ids = itertools.count(1)
         self.closed = asyncio.Event()
+        self.recent: collections.deque[bytes] = collections.deque(maxlen=20)  # for error messages
 
     async def connect(
         self, path: str, timeout: float = 10.0, alive: Callable[[], bool] = lambda: True
@@ -81,6 +83,7 @@ class GuestChannel:
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         try:
             while line := await reader.readline():
+                self.recent.append(line[:200])
                 i = line.find(PREFIX)
                 if i < 0:
                     continue
@@ -121,10 +124,13 @@ class GuestChannel:
         self._ready.clear()
 
     async def send(self, data: bytes) -> None:
-        if self._writer is None:
+        if self._writer is None or self._writer.is_closing() or self.closed.is_set():
             raise ConnectionError("guest control channel not connected")
-        self._writer.write(data)
-        await self._writer.drain()
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except RuntimeError as exc:  # uvloop: "the handler is closed"
+            raise ConnectionError(str(exc)) from exc
 
     async def provision(self, identity: Identity, seed: bytes) -> None:
         self._ready.clear()
@@ -145,6 +151,10 @@ class GuestChannel:
         await self.send(f"X {eid} {base64.b64encode(command.encode()).decode()}\n".encode())
         try:
             return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no answer to exec {eid} within {timeout} s; guest said last: {list(self.recent)[-5:]}"
+            ) from None
         finally:
             self._exec.pop(eid, None)
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 
 from centaurus.images.guest import NETNS_LINK_ADDR
@@ -50,16 +52,21 @@ def mac_for(uid: str) -> str:
 
 
 async def _ip(netns: str, *args: str, input: str | None = None) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "ip",
-        "-n",
-        netns,
-        *args,
-        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(input.encode() if input is not None else None)
+    """``ip -n NS ...`` (batch input on stdin). Input is passed as a file, not written to a pipe:
+    ``ip`` exits at once when the netns is gone, and writing to its dead stdin raises (uvloop)."""
+    with tempfile.TemporaryFile() as stdin:
+        stdin.write((input or "").encode())
+        stdin.seek(0)
+        proc = await asyncio.create_subprocess_exec(
+            "ip",
+            "-n",
+            netns,
+            *args,
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
     if proc.returncode != 0:
         raise NetError(f"ip -n {netns} {' '.join(args)}: {err.decode().strip()}")
     return out.decode()
@@ -130,6 +137,8 @@ async def teardown(netns_path: str, net: GuestNet | None) -> None:
     """Remove tap and bridge; give the pod interface back its MAC and address. Idempotent; a
     vanished netns (the agent deleted it first) is not an error."""
     ns = netns_name(netns_path)
+    if not os.path.exists(netns_path):
+        return  # the namespace (and everything in it) is already gone
     batch = [f"link del {TAP}", f"link del {BRIDGE}"]
     if net is not None and net.uplink:
         batch = [f"link set {net.uplink} nomaster", f"link del {TAP}", f"link del {BRIDGE}"]

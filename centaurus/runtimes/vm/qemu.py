@@ -219,8 +219,14 @@ class Qmp:
         msg: dict[str, Any] = {"execute": command, "id": i}
         if arguments:
             msg["arguments"] = arguments
-        self._writer.write(json.dumps(msg).encode() + b"\n")
-        await self._writer.drain()
+        try:
+            if self._writer.is_closing():
+                raise QmpError("QMP connection closed")
+            self._writer.write(json.dumps(msg).encode() + b"\n")
+            await self._writer.drain()
+        except (RuntimeError, ConnectionError) as exc:  # uvloop: "the handler is closed"
+            self._pending.pop(i, None)
+            raise QmpError(f"QMP connection closed: {exc}") from exc
         return await asyncio.wait_for(fut, timeout)
 
     async def wait_status(self, pred: Callable[[str], bool], timeout: float = 30.0) -> str:

@@ -161,6 +161,7 @@ class TemplateStore:
             final = self.root / key
             await asyncio.to_thread(_replace_dir, tmp, final)
             ok = True
+            await asyncio.to_thread(self._prune_stale, image)
             return Template(key, final, mem_mb, cpus, accel, build_seconds)
         except (OSError, TimeoutError, RuntimeError) as exc:
             log_tail = await asyncio.to_thread(_tail, tmp / "qemu.log")
@@ -175,6 +176,17 @@ class TemplateStore:
             await asyncio.to_thread(shutil.rmtree, sockdir, True)
             if not ok:
                 await asyncio.to_thread(shutil.rmtree, tmp, True)
+
+    def _prune_stale(self, image: Image) -> None:
+        """Templates of an earlier build of this image are dead weight on /dev/shm (clones still
+        running from them keep their mappings alive until they exit)."""
+        for d in self.root.iterdir():
+            try:
+                meta = json.loads((d / "meta.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if meta.get("image") == image.name and meta.get("digest") != image.digest:
+                shutil.rmtree(d, ignore_errors=True)
 
     def prune(self) -> list[str]:
         """Delete every template (frees /dev/shm). Running clones keep their mappings."""
