@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -27,7 +28,9 @@ def _first_version(text: str) -> str:
     return m.group(1) if m else text.strip().splitlines()[0][:60] if text.strip() else "?"
 
 
+@functools.lru_cache(maxsize=1)
 def tool_versions() -> dict[str, str]:
+    """Versions of the external tools (one subprocess each: asked once per process)."""
     out: dict[str, str] = {}
     for name, argv in TOOLS.items():
         if not shutil.which(argv[0]):
@@ -76,5 +79,5 @@ def collect() -> dict[str, Any]:
         "python": platform.python_version(),
         "centaurus": centaurus.__version__,
         "commit": git_commit(root),
-        "tools": tool_versions(),
+        "tools": dict(tool_versions()),
     }
