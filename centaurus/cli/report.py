@@ -27,10 +27,11 @@ def report(
         fail(f"{path} does not exist: run 'make conformance' first")
     except json.JSONDecodeError as exc:
         fail(f"{path} is not valid JSON: {exc}")
-    from centaurus.reports import render, terminal
+    from centaurus.reports.render import render_html
+    from centaurus.reports.terminal import print_report
 
     if mode == "html":
-        out = render.render_html(report_dir, doc)
+        out = render_html(report_dir, doc)
         typer.echo(str(out))
     else:
-        terminal.print_report(doc, detailed=(mode == "detailed"))
+        print_report(doc, detailed=(mode == "detailed"))

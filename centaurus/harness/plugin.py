@@ -231,9 +231,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     doc = sess.finish()
     # results.json is written; a broken renderer must not turn the run into an INTERNALERROR.
     try:
-        from centaurus.reports import render
+        from centaurus.reports.render import render_html
 
-        render.render_html(sess.report_dir, doc)
+        render_html(sess.report_dir, doc)
     except Exception as exc:
         sess.render_error = f"report.html not written: {type(exc).__name__}: {exc}"
     if sess.ratchet is not None and exitstatus in (0, 1):
