@@ -70,6 +70,8 @@ def status(state_dir: StateDir = DEFAULT_STATE) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    for i, eps in enumerate(st.get("etcd") or []):
+        console.print(f"  etcd-{i:<9} {eps}", highlight=False, soft_wrap=True)
     if not st["running"]:
         raise typer.Exit(1)
 
