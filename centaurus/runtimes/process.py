@@ -38,7 +38,7 @@ from centaurus.runtimes.base import (
     Sandbox,
     SandboxSpec,
 )
-from centaurus.runtimes.execio import ConsoleSocket, ProcessExec, pump_fd, writer_for_fd
+from centaurus.runtimes.crunexec import crun_exec
 from centaurus.runtimes.podstate import ContainerRecord, PodRecord, dump, load, write_atomic
 from centaurus.runtimes.spawn import PrivateMountWorker
 
@@ -431,59 +431,16 @@ class ProcessRuntime:
             raise RuntimeError_("InvalidArgument", "exec needs a command")
         self._exec_seq += 1
         bundle = self._bundle(rec, c)
-        pidfile = bundle / f"exec-{self._exec_seq}.pid"
-        cmd = [*crun.base_argv(self.crun_root), "exec", "--pid-file", str(pidfile)]
-        console: ConsoleSocket | None = None
-        if tty:
-            console = ConsoleSocket(f"/run/centaurus/cs-{self.tag}-{os.getpid()}-{self._exec_seq}.sock")
-            cmd += ["--tty", "--console-socket", console.path]
-        cmd += [c.crun_id, *argv]
-        loop_fds: list[int] = []
-        child_fds: list[int] = []
-        try:
-            if tty:
-                null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                child_fds.append(null)
-                pid = await self.worker.call(lambda: spawn.spawn(cmd, stdin=null, stdout=null, stderr=null))
-                assert console is not None
-                try:
-                    master = await console.receive()
-                except (TimeoutError, OSError) as exc:
-                    linux.kill_quietly(pid, signal.SIGKILL)
-                    await linux.wait_pid(pid)
-                    raise RuntimeError_("ExecError", f"no terminal from crun exec: {exc}") from exc
-                out = asyncio.StreamReader()
-                session = ProcessExec(pid, stdout=out, stderr=None, stdin=None, tty=True, master_fd=master)
-                pump_fd(os.dup(master), out)  # after ProcessExec holds the pty peer open
-                if stdin:
-                    session.stdin = await writer_for_fd(os.dup(master))
-                return session
-            if stdin:
-                in_r, in_w = os.pipe2(os.O_CLOEXEC)
-            else:
-                in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
-            out_r, out_w = os.pipe2(os.O_CLOEXEC)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            child_fds += [in_r, out_w, err_w]
-            loop_fds += [fd for fd in (in_w, out_r, err_r) if fd >= 0]
-            pid = await self.worker.call(lambda: spawn.spawn(cmd, stdin=in_r, stdout=out_w, stderr=err_w))
-            out, err = asyncio.StreamReader(), asyncio.StreamReader()
-            pump_fd(out_r, out)
-            pump_fd(err_r, err)
-            w = await writer_for_fd(in_w) if in_w >= 0 else None
-            loop_fds.clear()
-            return _PidFileExec(pid, pidfile, stdout=out, stderr=err, stdin=w, tty=False)
-        except BaseException:
-            for fd in loop_fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            raise
-        finally:
-            for fd in child_fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            if console is not None:
-                console.close()
+        return await crun_exec(
+            self.worker,
+            self.crun_root,
+            c.crun_id,
+            argv,
+            tty=tty,
+            stdin=stdin,
+            pidfile=bundle / f"exec-{self._exec_seq}.pid",
+            console_path=f"/run/centaurus/cs-{self.tag}-{os.getpid()}-{self._exec_seq}.sock",
+        )
 
     async def port_forward(self, sandbox: Sandbox, port: int) -> Connection:
         rec = self._pod(sandbox)
@@ -494,26 +451,6 @@ class ProcessRuntime:
 
     async def action(self, sandbox: Sandbox, action: str, params: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError_("NotSupported", f"action {action!r} applies to VM pods only")
-
-
-class _PidFileExec(ProcessExec):
-    """Learns the in-container pid from crun's pid file when it is first needed (kill)."""
-
-    def __init__(self, pid: int, pidfile: Path, **kw: Any) -> None:
-        super().__init__(pid, **kw)
-        self._pidfile = pidfile
-
-    async def kill(self) -> None:
-        if self.target_pid is None:
-            with contextlib.suppress(OSError, ValueError):
-                self.target_pid = int((await asyncio.to_thread(self._pidfile.read_text)).strip())
-        await super().kill()
-
-    async def wait(self) -> int:
-        code = await super().wait()
-        with contextlib.suppress(OSError):
-            self._pidfile.unlink()
-        return code
 
 
 def _reset_bundle(bundle: Path, lower: Path, config: dict[str, Any], files: dict[str, str]) -> None:

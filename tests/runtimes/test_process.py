@@ -319,3 +319,40 @@ async def test_hybrid_cgroup_fix_stays_private(process_rt: Any) -> None:
     host_view = subprocess.run(["cat", str(ctl)], capture_output=True, text=True).stdout
     assert host_view == ctl.read_text()
     assert cgroups.needs_hybrid_fix() == bool(host_view.split())
+
+
+async def test_containers_of_a_pod_share_its_network(process_rt: Any, pod_spec: Any) -> None:
+    """What conformance pods do: an `nc -ll` server, a client on 127.0.0.1, ping (needs NET_RAW)."""
+    sb = await process_rt.start(
+        pod_spec(
+            ContainerSpec(
+                name="server",
+                image="busybox:1.36",
+                command=["nc", "-ll", "-p", "7000", "-e", "echo", "TOKEN"],
+            ),
+            ContainerSpec(
+                name="client",
+                image="busybox:1.36",
+                command=[
+                    "sh",
+                    "-c",
+                    "sleep 0.3; nc -w 2 127.0.0.1 7000; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo PING-OK",
+                ],
+            ),
+        )
+    )
+    st = await terminated(process_rt, sb, "client")
+    out = await collect(process_rt.logs(sb, "client"))
+    assert st.exit_code == 0 and b"TOKEN" in out and b"PING-OK" in out, out
+
+
+async def test_exec_kill_reaches_the_process_in_the_container(process_rt: Any, pod_spec: Any) -> None:
+    sb = await process_rt.start(pod_spec(ContainerSpec(name="c", image="busybox", command=["sleep", "60"])))
+    for tty in (False, True):
+        ex = await process_rt.exec(sb, "c", ["sleep", "100"], tty=tty)
+        await anyio.sleep(0.2)
+        await ex.kill()
+        with anyio.fail_after(5):
+            assert await ex.wait() != 0
+        ps = await process_rt.exec(sb, "c", ["ps"])
+        assert b"sleep 100" not in await ps.stdout.read()
