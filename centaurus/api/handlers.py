@@ -320,7 +320,11 @@ async def _create_subresource(call: Call, body: Any) -> web.Response:
                 if c.get("type") != "PodScheduled"
             ]
             conds.append(
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": lifecycle.now_rfc3339()}
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastTransitionTime": lifecycle.now_rfc3339(micro=True),
+                }
             )
             cur["status"]["conditions"] = conds
             return cur

@@ -119,6 +119,9 @@ class Storage:
         k = K.builtin(group, version, plural)
         if k is not None:
             return k
+        alias = K.CORE_ALIASES.get((group, version, plural))
+        if alias is not None:  # Arktos core paths of kinds served as CRDs (/api/v1/tenants/t/networks)
+            group, version, plural = alias
         for crd in self.crds(tenant):
             spec = crd.get("spec") or {}
             if (

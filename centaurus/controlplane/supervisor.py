@@ -39,6 +39,9 @@ class Component:
     argv: list[str]
     pid: int | None = None
     log: str = ""
+    #: what it is for fault injection (``store``, ``scheduler``, ``network-operator``, ...);
+    #: empty = derived from the name
+    kind: str = ""
 
 
 @dataclass
@@ -280,7 +283,7 @@ class ControlPlane:
         if name == "apiserver" and "--port" in argv:
             argv[argv.index("--port") + 1] = str(st.port)  # same URL as before the crash
         st.components = [c for c in st.components if c.name != name]
-        self._spawn(st, Component(name, argv))
+        self._spawn(st, Component(name, argv, kind=comp.kind))
         if name == "apiserver":
             self._wait_healthy(st.server, timeout)
 

@@ -284,6 +284,11 @@ BUILTIN_GROUPS: tuple[tuple[str, str], ...] = (
     ("apiextensions.k8s.io", "v1"),
 )
 
+#: Arktos serves some CRD-defined kinds under the core path too: (group, version, plural) aliases
+CORE_ALIASES: dict[tuple[str, str, str], tuple[str, str, str]] = {
+    ("", "v1", "networks"): ("arktos.futurewei.com", "v1", "networks"),
+}
+
 _BY_GVR = {(k.group, k.version, k.plural): k for k in BUILTIN}
 
 

@@ -33,8 +33,9 @@ IMMUTABLE_META = (
 )
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(micro: bool = False) -> str:
+    """RFC 3339 UTC; ``micro`` keeps microseconds (MicroTime-like precision for timings)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def hash_key(uid: str) -> int:

@@ -166,7 +166,7 @@ class BuiltinTarget:
         st = cp.load()
         out: list[dict[str, Any]] = []
         for c in st.components:
-            kind = "controller" if c.name.startswith("controllers") else c.name.split("-", 1)[0]
+            kind = c.kind or ("controller" if c.name.startswith("controllers") else c.name.split("-", 1)[0])
             out.append({"name": c.name, "kind": kind, "zone": None, "partition": None, "pid": c.pid})
         for i in range(st.partitions):
             name = f"etcd-{i}" if st.store == "etcd" else f"store-{i}"

@@ -81,3 +81,52 @@ def test_delete_collection_by_label(server: Server) -> None:
         "dc4",
         "dc5",
     ]
+
+
+def test_network_core_path_alias(server: Server) -> None:
+    """Arktos names /api/v1/tenants/{t}/networks: it addresses the networks CRD of
+    arktos.futurewei.com (installed by the network control plane) under both paths."""
+    api = server.client()
+    crd_name = "networks.arktos.futurewei.com"
+    created = False
+    try:
+        api.get("customresourcedefinitions", crd_name)
+    except ApiError:
+        api.create(
+            "customresourcedefinitions",
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": crd_name},
+                "spec": {
+                    "group": "arktos.futurewei.com",
+                    "scope": "Cluster",
+                    "names": {"plural": "networks", "singular": "network", "kind": "Network"},
+                    "versions": [
+                        {
+                            "name": "v1",
+                            "served": True,
+                            "storage": True,
+                            "schema": {"openAPIV3Schema": {"type": "object"}},
+                        }
+                    ],
+                },
+            },
+        )
+        created = True
+    t = server.tenant()
+    net = {
+        "apiVersion": "arktos.futurewei.com/v1",
+        "kind": "Network",
+        "metadata": {"name": "cl-net-a"},
+        "spec": {"type": "flat"},
+    }
+    api.request("POST", f"/api/v1/tenants/{t}/networks", body=net)
+    via_group = api.get_json(f"/apis/arktos.futurewei.com/v1/tenants/{t}/networks/cl-net-a")
+    assert via_group["spec"] == {"type": "flat"} and via_group["metadata"]["tenant"] == t
+    assert [n["metadata"]["name"] for n in api.get_json(f"/api/v1/tenants/{t}/networks")["items"]] == [
+        "cl-net-a"
+    ]
+    api.request("DELETE", f"/api/v1/tenants/{t}/networks/cl-net-a")
+    if created:
+        api.delete("customresourcedefinitions", crd_name)
