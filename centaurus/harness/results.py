@@ -172,4 +172,5 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh, indent=2, sort_keys=False, default=str)
         fh.write("\n")
+    os.chmod(tmp, 0o644)  # a report, readable like report.html (mkstemp makes 0600)
     os.replace(tmp, path)
