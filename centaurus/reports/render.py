@@ -10,6 +10,7 @@ inline and plots are base64 PNGs; nothing is fetched when it is opened.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 from collections import Counter
@@ -234,16 +235,30 @@ def _tests(doc: dict[str, Any]) -> str:
             f"<th>message</th></tr>{rows}</table></details>")
 
 
-def render_document(doc: dict[str, Any]) -> str:
-    """The whole HTML page as a string (used by :func:`render_html` and the tests)."""
-    nav = " &middot; ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
-        ("summary", "summary"), ("areas", "areas"), ("matrix", "matrix"), ("plots", "plots"),
-        ("environment", "environment"), ("tests", "tests")))
+def render_document(doc: dict[str, Any], extra: str = "") -> str:
+    """The whole HTML page as a string (used by :func:`render_html` and the tests). ``extra`` is a
+    self-contained HTML fragment (the perf campaigns' section) placed after the plots."""
+    links = [("summary", "summary"), ("areas", "areas"), ("matrix", "matrix"), ("plots", "plots")]
+    if extra:
+        links.append(("campaigns", "campaigns"))
+    links += [("environment", "environment"), ("tests", "tests")]
+    nav = " &middot; ".join(f"<a href='#{a}'>{t}</a>" for a, t in links)
+    campaigns = f"<h2 id='campaigns'>Performance campaigns</h2>{extra}" if extra else ""
     body = "".join((_header(doc), f"<p class='sub'>{nav}</p>", _summary(doc), _areas(doc), _matrix(doc),
-                    _plots(doc), _environment(doc), _tests(doc)))
+                    _plots(doc), campaigns, _environment(doc), _tests(doc)))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>Centaurus conformance report</title>"
             f"<style>{CSS}</style></head><body><main>{body}</main></body></html>\n")
+
+
+def campaigns_html(report_dir: Path) -> str:
+    """The perf campaigns' section (``centaurus.perf.report.campaigns_html``, owned by the perf
+    campaigns) for ``report_dir``, or "" when that module or its data does not exist."""
+    try:
+        mod = importlib.import_module("centaurus.perf.report")
+    except ImportError:
+        return ""
+    return str(mod.campaigns_html(Path(report_dir)) or "")
 
 
 def render_html(report_dir: Path, doc: dict[str, Any]) -> Path:
@@ -251,7 +266,7 @@ def render_html(report_dir: Path, doc: dict[str, Any]) -> Path:
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     out = report_dir / "report.html"
-    text = render_document(doc)
+    text = render_document(doc, campaigns_html(report_dir))
     fd, tmp = tempfile.mkstemp(dir=report_dir, prefix=".report-", suffix=".html")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)

@@ -137,3 +137,10 @@ def test_terminal_detailed_lists_every_requirement_with_tests() -> None:
     assert "failed   conformance/test_tenancy.py::test_leak" in text
     assert "figure: no figure (threshold >= 300,000 hosts)" in text
     assert "source: 001_875bf6187504a798.txt" in text
+
+
+def test_empty_document_renders() -> None:
+    """``make perf`` re-renders from ``{}`` when no conformance run exists yet."""
+    html = render.render_document({})
+    assert "Traceability matrix" in html and "campaigns" not in html
+    assert "Performance campaigns" in render.render_document({}, extra="<p>x</p>")
