@@ -61,7 +61,10 @@ class KubeconfigTarget:
             caps.add("networks")
         if "mizar.com" in groups or "mizar.centaurus.io" in groups:
             caps.add("mizar")
-        if "edge.fornax-serverless.centaurusinfra.io" in groups or "fornax.centaurus.io" in groups:
+        # Fornax serves Mission and EdgeCluster as edgeclusters.kubeedge.io/v1 (cloud/pkg/apis/edgeclusters).
+        fornax = {"edgeclusters.kubeedge.io", "edge.fornax-serverless.centaurusinfra.io",
+                  "fornax.centaurus.io"}
+        if groups & fornax:
             caps.add("edge")
         return frozenset(caps)
 
