@@ -1,0 +1,147 @@
+"""What the scheduler needs to know about a pod, computed once when the pod enters the cache.
+
+Requests follow Kubernetes: the sum over containers, at least the largest init container, plus
+``overhead``; a VM pod (Arktos ``spec.virtualMachine``) counts its VM's requests (its limits when it
+gives no requests). For scoring, a container without requests counts as 100m CPU / 200 MiB (the
+scheduler's non-zero defaults), so empty pods still spread.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from centaurus.objects.quantity import QuantityError, parse_quantity
+
+Obj = dict[str, Any]
+DEFAULT_CPU_MILLI = 100.0
+DEFAULT_MEM = 200.0 * 1024 * 1024
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(v: str) -> float:
+    try:
+        return float(parse_quantity(v))
+    except QuantityError:
+        return 0.0
+
+
+def _q(v: Any, milli: bool = False) -> float:
+    """A quantity as a float (millicores with ``milli``); parsed strings are memoized: a cluster
+    uses a handful of distinct request values and Fraction arithmetic is slow."""
+    f = _parse(v) if isinstance(v, str) else float(v) if isinstance(v, int | float) else 0.0
+    return f * 1000 if milli else f
+
+
+def _container_req(c: Obj) -> tuple[float, float, bool, bool]:
+    res = c.get("resources") or {}
+    req = res.get("requests") or {}
+    lim = res.get("limits") or {}
+    cpu_v = req.get("cpu", lim.get("cpu"))
+    mem_v = req.get("memory", lim.get("memory"))
+    return (
+        _q(cpu_v, milli=True) if cpu_v is not None else 0.0,
+        _q(mem_v) if mem_v is not None else 0.0,
+        cpu_v is not None,
+        mem_v is not None,
+    )
+
+
+@dataclass(frozen=True)
+class Requests:
+    cpu: float  # millicores
+    mem: float  # bytes
+    nz_cpu: float  # for scoring: with the non-zero defaults
+    nz_mem: float
+
+
+def pod_requests(spec: Obj) -> Requests:
+    cpu = mem = nz_cpu = nz_mem = 0.0
+    workloads = list(spec.get("containers") or ())
+    vm = spec.get("virtualMachine")
+    if vm:
+        workloads.append(vm)
+    for c in workloads:
+        ccpu, cmem, has_cpu, has_mem = _container_req(c)
+        cpu += ccpu
+        mem += cmem
+        nz_cpu += ccpu if has_cpu else DEFAULT_CPU_MILLI
+        nz_mem += cmem if has_mem else DEFAULT_MEM
+    for c in spec.get("initContainers") or ():
+        icpu, imem, _, _ = _container_req(c)
+        cpu, mem = max(cpu, icpu), max(mem, imem)
+        nz_cpu, nz_mem = max(nz_cpu, icpu), max(nz_mem, imem)
+    over = spec.get("overhead") or {}
+    if over:
+        ocpu, omem = _q(over.get("cpu", 0), milli=True), _q(over.get("memory", 0))
+        cpu, mem, nz_cpu, nz_mem = cpu + ocpu, mem + omem, nz_cpu + ocpu, nz_mem + omem
+    return Requests(cpu, mem, nz_cpu, nz_mem)
+
+
+def owner_uid(md: Obj) -> str | None:
+    for ref in md.get("ownerReferences") or ():
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def signature(spec: Obj) -> str:
+    """Pods with equal signatures pass the same static filters (labels, affinity, taints):
+    their node masks are computed once per node-set version."""
+    aff = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    return json.dumps(
+        [spec.get("nodeSelector") or {}, aff or {}, spec.get("tolerations") or []],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def slim_for_scheduler(pod: Obj) -> Obj:
+    """The scheduler's informer transform: identity, labels, owners, placement constraints, the
+    computed requests (``_req``), phase and the PodScheduled condition. Idempotent."""
+    if "_req" in pod:
+        return pod
+    md = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    keep_md = {
+        k: md[k]
+        for k in (
+            "name",
+            "namespace",
+            "tenant",
+            "uid",
+            "labels",
+            "ownerReferences",
+            "deletionTimestamp",
+            "resourceVersion",
+            "creationTimestamp",
+        )
+        if k in md
+    }
+    keep_spec = {
+        k: spec[k]
+        for k in (
+            "nodeName",
+            "schedulerName",
+            "nodeSelector",
+            "affinity",
+            "tolerations",
+            "topologySpreadConstraints",
+            "priority",
+        )
+        if k in spec
+    }
+    keep_status: Obj = {"phase": status.get("phase") or "Pending"}
+    conds = [c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"]
+    if conds:
+        keep_status["conditions"] = conds
+    out: Obj = {"metadata": keep_md, "spec": keep_spec, "status": keep_status}
+    r = pod_requests(spec)
+    out["_req"] = (r.cpu, r.mem, r.nz_cpu, r.nz_mem)
+    out["_sig"] = "" if spec.get("nodeName") else signature(spec)
+    return out
