@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from centaurus.images.guest import GUEST_MODULES, INITTAB, RESEED_C, agent_script, init_script, sysinit_script
+from centaurus.images.guest import GUEST_MODULES, INITTAB, agent_script, init_script, sysinit_script
+from centaurus.images.guest_ident import IDENT_C
 from centaurus.images.store import MANIFEST, default_image_dir
 
 RECIPE_VERSION = "3"
@@ -313,33 +314,19 @@ def _cpio_newc(entries: list[tuple[str, int, bytes, int]]) -> bytes:
     return out.getvalue()
 
 
-def build_reseed() -> bytes:
-    """Compile the guest's ``cl-reseed`` helper (freestanding: no libc needed in the guest)."""
+def build_ident() -> bytes:
+    """Compile the guest's ``cl-ident`` helper (freestanding: no libc needed in the guest)."""
     clang = shutil.which("clang") or shutil.which("cc")
     if clang is None:
-        raise BuildError("clang not found (apt-get install clang): needed for the guest's cl-reseed")
+        raise BuildError("clang not found (apt-get install clang): needed for the guest's cl-ident")
     with tempfile.TemporaryDirectory() as d:
-        src, out = Path(d) / "reseed.c", Path(d) / "cl-reseed"
-        src.write_text(RESEED_C)
+        src, out = Path(d) / "ident.c", Path(d) / "cl-ident"
+        src.write_text(IDENT_C)
         p = subprocess.run(
-            [
-                clang,
-                "-O2",
-                "-static",
-                "-nostdlib",
-                "-ffreestanding",
-                "-fno-stack-protector",
-                "-fno-pie",
-                "-no-pie",
-                "-o",
-                str(out),
-                str(src),
-            ],
-            capture_output=True,
-            text=True,
-        )
+            [clang, "-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie",
+             "-no-pie", "-o", str(out), str(src)], capture_output=True, text=True)
         if p.returncode != 0:
-            raise BuildError(f"compiling cl-reseed failed: {p.stderr.strip()[-400:]}")
+            raise BuildError(f"compiling cl-ident failed: {p.stderr.strip()[-600:]}")
         return out.read_bytes()
 
 
@@ -380,7 +367,7 @@ def build_initramfs(modules_dir: Path) -> bytes:
     entries.append(("etc/inittab", stat.S_IFREG | 0o644, INITTAB.encode(), 0))
     entries.append(("etc/cl-sysinit", stat.S_IFREG | 0o755, sysinit_script().encode(), 0))
     entries.append(("bin/cl-agent", stat.S_IFREG | 0o755, agent_script().encode(), 0))
-    entries.append(("bin/cl-reseed", stat.S_IFREG | 0o755, build_reseed(), 0))
+    entries.append(("bin/cl-ident", stat.S_IFREG | 0o755, build_ident(), 0))
     entries.append(("etc/passwd", stat.S_IFREG | 0o644, BASE_FILES[0][1].encode(), 0))
     entries.append(("etc/group", stat.S_IFREG | 0o644, BASE_FILES[1][1].encode(), 0))
     by_name = {p.name[:-3]: p for p in modules_dir.rglob("*.ko")}
@@ -396,7 +383,7 @@ def build_guest_image(root: Path, *, force: bool = False) -> bool:
     cache = root / ".cache"
     deb = _kernel_package(cache)
     bb_hash = _sha256_file(BUSYBOX)
-    stamp = _stamp("vm", deb.name, bb_hash, init_script(), RESEED_C, " ".join(GUEST_MODULES))
+    stamp = _stamp("vm", deb.name, bb_hash, init_script(), IDENT_C, " ".join(GUEST_MODULES))
     if not force and _current_stamp(root / "guest") == stamp:
         return False
 

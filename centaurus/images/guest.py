@@ -71,19 +71,22 @@ while :; do
   read -r cmd a b c d e f g <&3 || continue
   case "$cmd" in
     ID)
-      hostname "$a"; echo "$a" > /etc/hostname; echo "$b" > /etc/instance-id
-      ip link set eth0 down 2>/dev/null
-      [ "$e" != - ] && ip link set eth0 address "$e"
-      ip addr flush dev eth0 2>/dev/null
-      ip link set eth0 up 2>/dev/null
-      if [ "$c" != - ]; then
-        ip addr add "$c" dev eth0
-        ip route add @LINKADDR@/32 dev eth0 2>/dev/null
-        [ "$d" != - ] && ip route replace default via "$d" dev eth0
-        (arping -U -c 1 -I eth0 "${c%/*}" >/dev/null 2>&1 </dev/null 3>&- &)
-      fi
-      date -u -s "@$f" >/dev/null
-      /bin/cl-reseed "$g" 2>/dev/null || echo "$g" > /dev/urandom ;;
+      iid="$b"
+      echo "$a" > /etc/hostname; echo "$b" > /etc/instance-id
+      # One small static exec on the restore critical path (see centaurus.images.guest_ident);
+      # the busybox commands below are the fallback if it is missing or fails.
+      /bin/cl-ident "$a" "$f" "$g" "$e" "$c" "$d" @LINKADDR@; rc=$?; echo $rc > /run/cl-ident.rc
+      if [ $rc != 0 ]; then
+        echo "$a" > /proc/sys/kernel/hostname
+        if [ "$e" != - ]; then ip link set eth0 address "$e" up; else ip link set eth0 up; fi
+        if [ "$c" != - ]; then
+          ip addr add "$c" dev eth0 2>/dev/null
+          ip route add @LINKADDR@/32 dev eth0 2>/dev/null
+          [ "$d" != - ] && ip route replace default via "$d" dev eth0
+        fi
+        date -u -s "@$f" >/dev/null
+        echo "$g" > /dev/urandom
+      fi ;;
     KEY) echo "$a" | base64 -d >> /root/.ssh/authorized_keys ;;
     UD) echo "$a" >> /run/user-data.b64 ;;
     GO)
@@ -94,7 +97,7 @@ while :; do
           (/var/lib/cloud/user-data > /var/log/user-data.log 2>&1 </dev/null 3>&- &)
         fi
       fi
-      say READY "$(cat /etc/instance-id)" ;;
+      say READY "$iid" ;;
     X)
       echo "$b" | base64 -d > /tmp/x.sh
       sh /tmp/x.sh > /tmp/x.out 2>&1 < /dev/null 3>&-; rc=$?
@@ -105,50 +108,6 @@ while :; do
   esac
 done
 """
-
-#: ``cl-reseed HEX``: credit HEX to the kernel's entropy pool (RNDADDENTROPY) and reseed the CRNG
-#: *now* (RNDRESEEDCRNG). Writing to /dev/urandom is not enough: Linux 6.x mixes such writes in but
-#: reseeds the ChaCha CRNG only every 60 s, so clones of one snapshot would read identical
-#: "random" bytes for up to a minute (the runtime tests caught exactly that). busybox cannot issue
-#: ioctls, so this is a freestanding static binary (raw syscalls, no libc) built with clang.
-RESEED_C = r"""
-typedef unsigned long u64;
-static long sc(long n, long a, long b, long c) {
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-    return r;
-}
-static struct { int bits; int size; unsigned char buf[256]; } ent;
-static int nib(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-void cmain(long *sp) {
-    long argc = sp[0];
-    char **argv = (char **)(sp + 1);
-    int rc = 1;
-    if (argc > 1) {
-        char *h = argv[1];
-        int n = 0;
-        while (h[0] && h[1] && n < 256 && nib(h[0]) >= 0 && nib(h[1]) >= 0) {
-            ent.buf[n++] = (unsigned char)(nib(h[0]) << 4 | nib(h[1]));
-            h += 2;
-        }
-        ent.size = n;
-        ent.bits = n * 8;
-        long fd = sc(2, (long)"/dev/urandom", 2, 0);            /* open O_RDWR */
-        if (fd >= 0 && n > 0
-            && sc(16, fd, 0x40085203L, (long)&ent) == 0           /* RNDADDENTROPY */
-            && sc(16, fd, 0x5207L, 0) == 0)                       /* RNDRESEEDCRNG */
-            rc = 0;
-    }
-    sc(60, rc, 0, 0);                                             /* exit */
-}
-__asm__(".globl _start\n_start:\n mov %rsp, %rdi\n and $-16, %rsp\n call cmain\n hlt\n");
-"""
-
 
 def sysinit_script() -> str:
     return SYSINIT.replace("@MODULES@", " ".join(GUEST_MODULES))

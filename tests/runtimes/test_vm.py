@@ -59,13 +59,14 @@ async def test_restore_start_identity_userdata_and_ping(vm_rt: VmRuntime, tmp_pa
         vm_rt,
         sb,
         "hostname; cat /etc/instance-id; cat /sys/class/net/eth0/address; "
-        "ip -o -4 addr show eth0; date +%s; cat /root/.ssh/authorized_keys",
+        "ip -o -4 addr show eth0; date +%s; cat /root/.ssh/authorized_keys; cat /run/cl-ident.rc",
     )
     lines = out.split("\n")
     assert rc == 0 and lines[0] == "vm-a" and lines[1] == f"i-{sb.uid}"
     assert lines[2] == sb.info["mac"] and "10.77.0.2/24" in lines[3]
     assert abs(int(lines[4]) - time.time()) < 10  # the template's clock was replaced
     assert "ssh-ed25519 AAAATEST" in lines[5]
+    assert lines[6] == "0"  # identity applied by the fast helper, not the busybox fallback
     assert (await wait_for(lambda: guest(vm_rt, sb, "cat /tmp/ud-marker"), 10))[0] == "userdata-ran\n"
     assert ping(netns, "10.77.0.2")  # the pod netns reaches the guest at the pod IP
     out, rc = await guest(vm_rt, sb, "ping -c 1 -W 2 10.77.0.1")  # and the guest its gateway
