@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from centaurus.api import discovery, encoding, handlers, review, routing, security
+from centaurus.api import discovery, encoding, handlers, proxy, review, routing, security
 from centaurus.api.admission import Admission
 from centaurus.api.metrics import METRICS
 from centaurus.api.storage import Storage
@@ -131,6 +131,8 @@ async def resource(request: web.Request) -> web.StreamResponse:
     security.authorize(ident, storage, rbac_tenant, kind, verb, info.subresource, info.namespace, info.name)
     encoding.check_accept(request)
     call = handlers.Call(request, info, kind, rbac_tenant, ident, verb, storage, request.app[ADMISSION])
+    if kind.kind == "Pod" and info.subresource in proxy.SUBRESOURCES:
+        return await proxy.handle(call)  # node agent streams and Arktos actions (H7)
     return await VERB_HANDLERS[verb](call)
 
 
@@ -231,6 +233,7 @@ def make_app(storage: Storage, cfg: ServerConfig) -> web.Application:
     app[STORAGE] = storage
     app[AUTHN] = security.Authenticator(TokenFile(cfg.token_file) if cfg.token_file else None)
     app[ADMISSION] = Admission(storage)
+    proxy.setup(app, cfg.ca_file.parent if cfg.ca_file else None)
     r = app.router
     for p in ("/healthz", "/readyz", "/livez"):
         r.add_get(p, healthz)

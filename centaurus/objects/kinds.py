@@ -125,6 +125,8 @@ BUILTIN: tuple[Kind, ...] = (
         status_subresource=True,
     ),
     Kind("", "v1", "Event", "events", "event", "Namespaced", ("ev",), proto=_CORE + "Event"),
+    # Arktos: created by POST pods/{name}/action, executed and completed by the pod's node agent
+    Kind("", "v1", "Action", "actions", "action", "Namespaced", (), ("status",), status_subresource=True),
     Kind("", "v1", "ConfigMap", "configmaps", "configmap", "Namespaced", ("cm",), proto=_CORE + "ConfigMap"),
     Kind("", "v1", "Secret", "secrets", "secret", "Namespaced", proto=_CORE + "Secret"),
     Kind(

@@ -1,0 +1,109 @@
+"""The builtin target's node hook: one real node agent per lab droplet.
+
+When the builtin target runs with a lab, each droplet becomes a Node: its agent process lives in
+the root network namespace, its pods' interfaces go into the droplet's namespace (flat network:
+bridge ``cl-pbr`` with the gateway of the droplet's pod CIDR, routes to the other droplets over
+the substrate). Node labels come from the lab spec (zone, site type). Without a lab there are no
+real nodes (hollow ones come from ``target.add_hollow_nodes``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from centaurus.agent.config import AgentConfig
+from centaurus.agent.fleet import Fleet, FleetError, agent_credentials
+from centaurus.netplug.ipam import node_cidr
+
+log = logging.getLogger("centaurus.agent.labhook")
+CLUSTER_CIDR = "10.244.0.0/16"
+
+
+def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
+    from centaurus.controlplane.credentials import mint_kubeconfig
+
+    lab = ctx.lab
+    opts = {**dict(getattr(target, "options", {}) or {}), **dict(ctx.options or {})}
+    cluster = str(opts.get("pod_cidr") or CLUSTER_CIDR)
+    network = str(opts.get("network") or "flat")
+    cp_dir = Path(ctx.state_dir)
+    server = target._need_up().load().server
+    hosts = sorted([*lab.hosts("droplet"), *lab.hosts("edge")], key=lambda h: h.name)
+    spec = getattr(lab, "spec", None)
+    zones = {d.name: d.zone for d in getattr(spec, "droplets", ())}
+    configs = []
+    for i, h in enumerate(hosts):
+        d = fleet.node_dir(h.name)
+        d.mkdir(parents=True, exist_ok=True)
+        kc = d / "kubeconfig"
+        if not kc.exists():
+            mint_kubeconfig(
+                cp_dir,
+                server,
+                "system",
+                f"system:node:{h.name}",
+                kc,
+                groups=["system:masters", "system:nodes"],
+            )
+        crt, key, ca = agent_credentials(cp_dir / "pki", d, ["127.0.0.1", "localhost"])
+        zone = h.zone or zones.get(h.name) or "az1"
+        edge = h.role == "edge"
+        configs.append(
+            AgentConfig(
+                node_name=h.name,
+                kubeconfig=str(kc),
+                state_dir=str(d / "state"),
+                host_ip=h.address or "127.0.0.1",
+                zone=zone,
+                site_type="edge" if edge else "cloud",
+                site=str(h.labels.get("centaurus.io/site") or zone),
+                labels={k: v for k, v in h.labels.items() if "/" in k},
+                network=network,
+                netns=h.netns,
+                pod_cidr=node_cidr(cluster, i),
+                cluster_cidr=cluster,
+                tls_cert=crt,
+                tls_key=key,
+                client_ca=ca,
+                owner_pid=os.getpid(),
+                backoff_base_seconds=float(opts.get("backoff_base", 10.0)),
+                log_level=str(opts.get("agent_log_level") or "INFO"),
+            )
+        )
+    return configs
+
+
+def node_hook(target: Any, ctx: Any) -> Callable[[], None] | None:
+    if ctx.lab is None:
+        return None
+    fleet = Fleet(ctx.state_dir)
+    fleet.stop(teardown=True)  # leftovers of a crashed run under this state dir
+    configs = lab_agent_configs(target, ctx, fleet)
+    procs = [fleet.spawn(c) for c in configs]
+    try:
+        fleet.wait_started(procs)
+    except FleetError:
+        fleet.stop(teardown=True, timeout=5)
+        raise
+    target.add_capability("nodes", "vm-pods")
+    target._agent_fleet = fleet
+
+    def stop() -> None:
+        fleet.stop(teardown=True)
+
+    return stop
+
+
+def register() -> None:
+    """Add the hook to the builtin target (idempotent; done when this module is imported)."""
+    from centaurus.targets.builtin import NODE_HOOKS
+
+    if node_hook not in NODE_HOOKS:
+        NODE_HOOKS.append(node_hook)
+
+
+register()

@@ -1,0 +1,311 @@
+"""exec/attach: a process in a container wired to a client over the Kubernetes stream protocols.
+
+Two transports, one behaviour:
+
+* WebSocket channel protocol (kubectl >= 1.30 default, the python client's ``stream``):
+  subprotocols ``v5.channel.k8s.io`` (adds channel 255 "close stdin"), ``v4.channel.k8s.io``,
+  ``v3``/``v2``/``channel.k8s.io`` and ``base64.channel.k8s.io``. Every message starts with its
+  channel: 0 stdin, 1 stdout, 2 stderr, 3 error (the final Status), 4 resize. The server first
+  sends an empty message on the lowest output channel (kubelet does: the client learns the
+  stream is open), and ends with the Status on channel 3.
+* SPDY/3.1 (kubectl <= 1.29, and newer ones when WebSockets are refused): the client opens one
+  stream per channel with a ``streamtype`` header (error, stdin, stdout, stderr, resize); the
+  server starts the process once every expected stream exists.
+
+The final Status (v4+) is ``{"status":"Success"}`` or a Failure with reason ``NonZeroExitCode``
+and the exit code as cause -- what kubectl turns into its own exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from centaurus.agent.streams import spdy
+from centaurus.runtimes.base import ExecSession, RuntimeError_
+
+log = logging.getLogger("centaurus.agent.exec")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+WS_PROTOCOLS = [
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v3.channel.k8s.io",
+    "v2.channel.k8s.io",
+    "channel.k8s.io",
+    "base64.channel.k8s.io",
+]
+SPDY_PROTOCOLS = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+Starter = Callable[["ExecOptions"], Awaitable[ExecSession]]
+
+
+@dataclass
+class ExecOptions:
+    command: list[str]
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+
+
+def _flag(q: Any, name: str, default: bool = False) -> bool:
+    v = q.get(name)
+    if v is None:
+        return default
+    return str(v).lower() in ("1", "true", "yes")
+
+
+def options(q: Any, attach: bool = False) -> ExecOptions:
+    return ExecOptions(
+        command=list(q.getall("command", [])),
+        stdin=_flag(q, "stdin"),
+        stdout=_flag(q, "stdout", True),
+        stderr=_flag(q, "stderr", not attach) and not _flag(q, "tty"),
+        tty=_flag(q, "tty"),
+    )
+
+
+def status_bytes(code: int | None, error: str | None, proto: str) -> bytes:
+    """What goes on the error channel at the end (v4+: a Status; older: text on failure)."""
+    if not proto.startswith(("v4.", "v5.")):
+        if error:
+            return error.encode()
+        return f"command terminated with non-zero exit code: {code}".encode() if code else b""
+    if error:
+        st: dict[str, Any] = {
+            "metadata": {},
+            "status": "Failure",
+            "message": error,
+            "reason": "InternalError",
+            "code": 500,
+        }
+    elif code:
+        st = {
+            "metadata": {},
+            "status": "Failure",
+            "message": f"command terminated with non-zero exit code: error executing command "
+            f"[{code}], exit code {code}",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+        }
+    else:
+        st = {"metadata": {}, "status": "Success"}
+    return json.dumps(st).encode()
+
+
+async def _pump(reader: asyncio.StreamReader | None, send: Callable[[bytes], Awaitable[None]]) -> None:
+    if reader is None:
+        return
+    while True:
+        data = await reader.read(32 * 1024)
+        if not data:
+            return
+        await send(data)
+
+
+async def _resize(session: ExecSession, raw: bytes) -> None:
+    for line in raw.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            d = json.loads(line)
+            await session.resize(int(d["Width"]), int(d["Height"]))
+
+
+async def _finish(session: ExecSession, pumps: list[asyncio.Task[None]]) -> int:
+    code = await session.wait()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), 5.0)
+    return code
+
+
+# ---- WebSocket ------------------------------------------------------------------------------------
+async def serve_websocket(request: web.Request, opts: ExecOptions, start: Starter) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=WS_PROTOCOLS, max_msg_size=16 << 20, heartbeat=30.0)
+    await ws.prepare(request)
+    proto = ws.ws_protocol or ""
+    b64 = proto.startswith("base64.")
+    wlock = asyncio.Lock()
+
+    async def send(ch: int, data: bytes) -> None:
+        async with wlock:
+            if ws.closed:
+                return
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                if b64:
+                    await ws.send_str(str(ch) + base64.b64encode(data).decode())
+                else:
+                    await ws.send_bytes(bytes([ch]) + data)
+
+    await send(STDOUT if opts.stdout else STDERR if opts.stderr else ERROR, b"")
+    try:
+        session = await start(opts)
+    except RuntimeError_ as exc:
+        await send(ERROR, status_bytes(None, exc.message, proto))
+        await ws.close()
+        return ws
+    pumps = [
+        asyncio.ensure_future(_pump(session.stdout if opts.stdout else None, lambda d: send(STDOUT, d))),
+        asyncio.ensure_future(_pump(session.stderr if opts.stderr else None, lambda d: send(STDERR, d))),
+    ]
+
+    async def inbound() -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                data = bytes(msg.data)
+            elif msg.type == WSMsgType.TEXT and b64 and msg.data:
+                data = bytes([ord(msg.data[0]) - 48]) + base64.b64decode(msg.data[1:])
+            else:
+                continue
+            if not data:
+                continue
+            ch, payload = data[0], data[1:]
+            if ch == STDIN and session.stdin is not None:
+                session.stdin.write(payload)
+                with contextlib.suppress(ConnectionError):
+                    await session.stdin.drain()
+            elif ch == RESIZE:
+                await _resize(session, payload)
+            elif ch == CLOSE and payload[:1] == bytes([STDIN]):
+                await session.close_stdin()
+        await session.close_stdin()
+
+    reader = asyncio.ensure_future(inbound())
+    code = await _finish(session, pumps)
+    await send(ERROR, status_bytes(code, None, proto))
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+    await ws.close()
+    return ws
+
+
+# ---- SPDY ---------------------------------------------------------------------------------------
+def negotiate(request: web.Request, supported: list[str]) -> str | None:
+    offered = [
+        p.strip() for v in request.headers.getall("X-Stream-Protocol-Version", []) for p in v.split(",")
+    ]
+    return next((p for p in offered if p in supported), None)
+
+
+async def serve_spdy(conn: spdy.ByteConn, proto: str, opts: ExecOptions, start: Starter) -> None:
+    expected = {"error"}
+    if opts.stdin:
+        expected.add("stdin")
+    if opts.stdout:
+        expected.add("stdout")
+    if opts.stderr and not opts.tty:
+        expected.add("stderr")
+    if opts.tty and proto.startswith(("v3.", "v4.", "v5.")):
+        expected.add("resize")
+    streams: dict[str, spdy.Stream] = {}
+    ready = asyncio.Event()
+
+    def on_stream(st: spdy.Stream) -> None:
+        streams[st.type] = st
+        if expected <= set(streams):
+            ready.set()
+
+    session = spdy.Session(conn, on_stream)
+    serving = asyncio.ensure_future(session.serve())
+    try:
+        await asyncio.wait_for(ready.wait(), 30.0)
+    except TimeoutError:
+        log.info("spdy exec: streams %s never arrived (have %s)", sorted(expected), sorted(streams))
+        await session.close()
+        serving.cancel()
+        return
+    err = streams["error"]
+    try:
+        ex = await start(opts)
+    except RuntimeError_ as exc:
+        await err.write(status_bytes(None, exc.message, proto))
+        await _close_all(session, streams)
+        serving.cancel()
+        return
+    pumps = []
+    if "stdout" in streams:
+        pumps.append(asyncio.ensure_future(_pump(ex.stdout, streams["stdout"].write)))
+    if "stderr" in streams and ex.stderr is not None:
+        pumps.append(asyncio.ensure_future(_pump(ex.stderr, streams["stderr"].write)))
+    side: list[asyncio.Task[None]] = []
+    if "stdin" in streams:
+        side.append(asyncio.ensure_future(_stdin(streams["stdin"], ex)))
+    if "resize" in streams:
+        side.append(asyncio.ensure_future(_resize_stream(streams["resize"], ex)))
+    code = await _finish(ex, pumps)
+    await err.write(status_bytes(code, None, proto))
+    for t in side:
+        t.cancel()
+    await _close_all(session, streams)
+    serving.cancel()
+
+
+async def _stdin(st: spdy.Stream, ex: ExecSession) -> None:
+    while True:
+        data = await st.read()
+        if not data:
+            await ex.close_stdin()
+            return
+        if ex.stdin is not None:
+            ex.stdin.write(data)
+            with contextlib.suppress(ConnectionError):
+                await ex.stdin.drain()
+
+
+async def _resize_stream(st: spdy.Stream, ex: ExecSession) -> None:
+    buf = b""
+    while True:
+        data = await st.read()
+        if not data:
+            return
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            await _resize(ex, line)
+
+
+async def _close_all(session: spdy.Session, streams: dict[str, spdy.Stream]) -> None:
+    for st in streams.values():
+        await st.close()
+    await session.close()
+
+
+class LogAttach:
+    """``attach`` to a container whose stdio is a log file: its output, followed live, read-only
+    (the workload's stdin is not connected to anything)."""
+
+    stdin: asyncio.StreamWriter | None = None
+    stderr: asyncio.StreamReader | None = None
+    tty = False
+
+    def __init__(self, chunks: Any, code: Callable[[], int]) -> None:
+        self.stdout = asyncio.StreamReader()
+        self._code = code
+        self._task = asyncio.ensure_future(self._feed(chunks))
+
+    async def _feed(self, chunks: Any) -> None:
+        try:
+            async for c in chunks:
+                self.stdout.feed_data(c)
+        finally:
+            self.stdout.feed_eof()
+
+    async def wait(self) -> int:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return self._code()
+
+    async def resize(self, cols: int, rows: int) -> None:
+        return None
+
+    async def close_stdin(self) -> None:
+        return None
+
+    async def kill(self) -> None:
+        self._task.cancel()
