@@ -64,10 +64,12 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
     _check(_libc.umount2(_b(target), flags), f"umount {target}")
 
 
-def set_child_subreaper() -> None:
+def set_child_subreaper(on: bool = True) -> None:
     """Orphaned descendants (container inits once ``crun run -d`` exits) become our children, so
-    their exit status is ours to collect with ``waitpid``."""
-    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+    their exit status is ours to collect with ``waitpid``. Process-wide: in a process that also
+    runs unrelated code (a test session), orphans of *that* code become our zombies too -- turn
+    it off again (``on=False``) when the runtimes are done there."""
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def is_child_subreaper() -> bool:

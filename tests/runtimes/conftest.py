@@ -24,6 +24,18 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
     return ("asyncio", {"use_uvloop": True})
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _restore_process_state() -> Iterator[None]:
+    """The runtimes make this process a child subreaper (container inits become our children).
+    Other packages' tests run in the same process and must not inherit that: their orphaned
+    daemons would turn into zombies of pytest and look alive to `kill(pid, 0)`."""
+    from centaurus.runtimes import linux
+
+    was = linux.is_child_subreaper()
+    yield
+    linux.set_child_subreaper(was)
+
+
 def make_netns(role: str = "rt") -> str:
     name = f"cl-{role}{secrets.token_hex(2)}"
     subprocess.run(["ip", "netns", "add", name], check=True)
