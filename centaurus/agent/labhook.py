@@ -29,7 +29,7 @@ def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
     lab = ctx.lab
     opts = {**dict(getattr(target, "options", {}) or {}), **dict(ctx.options or {})}
     cluster = str(opts.get("pod_cidr") or CLUSTER_CIDR)
-    network = str(opts.get("network") or "flat")
+    network = str(opts.get("network") or _default_network(lab))
     cp_dir = Path(ctx.state_dir)
     server = target._need_up().load().server
     hosts = sorted([*lab.hosts("droplet"), *lab.hosts("edge")], key=lambda h: h.name)
@@ -63,6 +63,7 @@ def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
                 site=str(h.labels.get("centaurus.io/site") or zone),
                 labels={k: v for k, v in h.labels.items() if "/" in k},
                 network=network,
+                network_options=_network_options(lab, network, h.name),
                 netns=h.netns,
                 pod_cidr=node_cidr(cluster, i),
                 cluster_cidr=cluster,
@@ -75,6 +76,29 @@ def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
             )
         )
     return configs
+
+
+def _default_network(lab: Any) -> str:
+    """Pods join the lab's dataplane: the Mizar XDP overlay when the lab runs it and the ``mizar``
+    hook is installed, else the plain kernel path (``flat``)."""
+    from importlib.metadata import entry_points
+
+    from centaurus.netplug.base import GROUP
+
+    dp = getattr(getattr(lab, "dataplane", None), "name", "")
+    if dp == "mizar-xdp" and any(ep.name == "mizar" for ep in entry_points(group=GROUP)):
+        return "mizar"
+    return "flat"
+
+
+def _network_options(lab: Any, network: str, host: str) -> dict[str, str]:
+    if network != "mizar":
+        return {}
+    try:
+        d = lab.droplet(host)
+    except Exception:  # an edge host that is no droplet
+        return {"droplet": host}
+    return {"transitd": str(getattr(d, "transitd", "") or ""), "droplet": host}
 
 
 def node_hook(target: Any, ctx: Any) -> Callable[[], None] | None:
@@ -97,13 +121,3 @@ def node_hook(target: Any, ctx: Any) -> Callable[[], None] | None:
 
     return stop
 
-
-def register() -> None:
-    """Add the hook to the builtin target (idempotent; done when this module is imported)."""
-    from centaurus.targets.builtin import NODE_HOOKS
-
-    if node_hook not in NODE_HOOKS:
-        NODE_HOOKS.append(node_hook)
-
-
-register()

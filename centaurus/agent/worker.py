@@ -38,6 +38,7 @@ PERMANENT = {
     "InvalidVmSpec",
     "CreateContainerConfigError",
     "NotSupported",
+    "InvalidNetwork",
 }
 RESET_AFTER = 600.0  # a container that ran this long starts its back-off afresh
 
@@ -182,21 +183,22 @@ class PodWorker:
         except RuntimeError_ as exc:
             self._start_failed(exc.reason, exc.message)
         except NetworkError as exc:
-            self._start_failed(exc.reason, str(exc))
+            self._start_failed(exc.reason, str(exc), network=True)
         finally:
             pending_note.cancel()
 
-    def _start_failed(self, reason: str, message: str) -> None:
+    def _start_failed(self, reason: str, message: str, network: bool = False) -> None:
         self.start_error = (reason, message)
         self.mgr.events.pod_event(self.pod, "Warning", reason if reason in PERMANENT else "Failed", message)
         if reason in PERMANENT:
             self.failed = (reason, message)
             return
         self._start_failures += 1
-        delay = min(
-            self.mgr.cfg.backoff_max_seconds,
-            self.mgr.cfg.backoff_base_seconds * 2 ** (self._start_failures - 1),
-        )
+        cfg = self.mgr.cfg
+        # a network endpoint that is not provisioned yet is worth a quick retry; a failed
+        # container start follows kubelet's back-off
+        base = min(0.5, cfg.backoff_base_seconds) if network else cfg.backoff_base_seconds
+        delay = min(cfg.backoff_max_seconds, base * 2 ** (self._start_failures - 1))
         self._retry_at = time.monotonic() + delay
         self._later("start", delay)
 

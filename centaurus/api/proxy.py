@@ -256,7 +256,7 @@ async def _relay(call: Call, url: str) -> web.StreamResponse:
     if code != 101:
         length = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
         body = b""
-        with contextlib.suppress(asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
+        with contextlib.suppress(asyncio.IncompleteReadError, TimeoutError, OSError):
             body = await asyncio.wait_for(
                 reader.readexactly(length) if length is not None else reader.read(), 10
             )

@@ -215,7 +215,3 @@ class BuiltinTarget:
                 info["version"] = self.client().get_json("/version").get("gitVersion")
             info["capabilities"] = sorted(self.capabilities())
         return info
-
-
-# Node components register their hooks on import (Compute issue: one node agent per lab droplet).
-import centaurus.agent.labhook  # noqa: E402,F401
