@@ -6,6 +6,8 @@ Later issues add their controllers (network, mission, ...) to the registry."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ def registry() -> dict[str, ControllerFactory]:
     from centaurus.controllers.replicaset import ReplicaSetController
     from centaurus.controllers.tenant import NamespaceController, TenantController
 
-    return {
+    out: dict[str, ControllerFactory] = {
         "tenant": TenantController,
         "namespace": NamespaceController,
         "deployment": DeploymentController,
@@ -27,3 +29,14 @@ def registry() -> dict[str, ControllerFactory]:
         "garbagecollector": GarbageCollector,
         "nodelifecycle": NodeLifecycleController,
     }
+    # controllers of other issues, registered once their module exists (import errors surface)
+    for name, module, cls in OPTIONAL:
+        if importlib.util.find_spec(module) is not None:
+            out[name] = getattr(importlib.import_module(module), cls)
+    return out
+
+
+#: (registry name, module, class) of controllers that live in other issues' modules
+OPTIONAL: list[tuple[str, str, str]] = [
+    ("network", "centaurus.controllers.network", "NetworkController"),
+]

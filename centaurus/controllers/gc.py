@@ -36,8 +36,16 @@ KINDS: dict[str, tuple[str, str]] = {
     "ReplicaSet": ("replicasets", "apps/v1"),
     "Pod": ("pods", "v1"),
 }
+KINDS_BY_PLURAL: dict[str, str] = {plural: gv for plural, gv in KINDS.values()}
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
+
+
+def register_kind(kind: str, plural: str, group_version: str) -> None:
+    """Let the collector watch another resource (as dependent and as owner); call at import time,
+    before the controller process builds its collector."""
+    KINDS[kind] = (plural, group_version)
+    KINDS_BY_PLURAL[plural] = group_version
 
 
 def all_owner_uids(obj: Obj) -> list[str]:
@@ -255,5 +263,3 @@ class GarbageCollector(Controller):
                 raise
         return None
 
-
-KINDS_BY_PLURAL = {plural: gv for plural, gv in KINDS.values()}
