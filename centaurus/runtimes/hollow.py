@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from centaurus.runtimes.base import (
     Connection,
     ContainerStatus,
     ExecSession,
     Listener,
+    Runtime,
     RuntimeError_,
     Sandbox,
     SandboxSpec,
@@ -146,3 +147,7 @@ class HollowRuntime:
 
     async def close(self) -> None:
         return None
+
+
+if TYPE_CHECKING:  # mypy proves the class implements the protocol the agent codes against
+    _conforms: Runtime = HollowRuntime(Path("/"))

@@ -25,7 +25,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from centaurus.images import ImageError, ImageStore
 from centaurus.runtimes import cgroups, crun, linux, logs, netns, oci, spawn
@@ -34,6 +34,7 @@ from centaurus.runtimes.base import (
     ContainerStatus,
     ExecSession,
     Listener,
+    Runtime,
     RuntimeError_,
     Sandbox,
     SandboxSpec,
@@ -477,3 +478,7 @@ def _reset_bundle(bundle: Path, lower: Path, config: dict[str, Any], files: dict
 def _unmount(path: Path) -> None:
     with contextlib.suppress(OSError):
         linux.umount(str(path))
+
+
+if TYPE_CHECKING:  # mypy proves the class implements the protocol the agent codes against
+    _conforms: Runtime = ProcessRuntime(Path("/"))

@@ -24,7 +24,7 @@ import shlex
 import shutil
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from centaurus.images import ImageError, ImageStore
 from centaurus.runtimes import linux, logs, netns
@@ -33,6 +33,7 @@ from centaurus.runtimes.base import (
     ContainerStatus,
     ExecSession,
     Listener,
+    Runtime,
     RuntimeError_,
     Sandbox,
     SandboxSpec,
@@ -333,3 +334,7 @@ class VmRuntime(VmLifecycle):
             await self._persist(rec)
         self._notify(rec.uid)
         return {**result, "powerState": rec.power_state, "vmState": VM_STATE.get(rec.power_state, "")}
+
+
+if TYPE_CHECKING:  # mypy proves the class implements the protocol the agent codes against
+    _conforms: Runtime = VmRuntime(Path("/"))
