@@ -12,6 +12,10 @@
  *   tg_push / tg_pop  like tg_forward, but push a fixed 66-byte outer header (tg_hdr[0]) or
  *              pop 66 bytes first: the floor of any Geneve overlay over the same hops --
  *              encapsulation alone, no lookup, no validation
+ *   tg_gen_mf  tg_gen for several flows: rewrites the UDP source port of an Ethernet/IPv4
+ *              (no options)/UDP frame to base + (n mod flows), n counting per CPU, so RSS,
+ *              flow hashing and per-flow caches downstream see tg_flow[0].flows flows
+ *              (IPv4 header checksum unaffected; UDP checksum must be 0)
  */
 #include "lib/common.h"
 
@@ -67,6 +71,46 @@ static __always_inline void tg_count(struct xdp_md *ctx)
 SEC("xdp")
 int tg_gen(struct xdp_md *ctx)
 {
+	return bpf_redirect_map(&tg_port, 0, 0);
+}
+
+struct tg_flow_cfg {
+	__u32 flows;      /* 0 or 1: leave the frame alone */
+	__u16 sport_base; /* host byte order */
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tg_flow_cfg);
+} tg_flow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tg_seq SEC(".maps");
+
+#define TG_UDP_SPORT_OFF (14 + 20)
+
+SEC("xdp")
+int tg_gen_mf(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct tg_flow_cfg *cfg;
+	__u32 zero = 0, *seq, n;
+
+	cfg = bpf_map_lookup_elem(&tg_flow, &zero);
+	seq = bpf_map_lookup_elem(&tg_seq, &zero);
+	if (cfg && seq && cfg->flows > 1 && data + TG_UDP_SPORT_OFF + 2 <= data_end) {
+		n = *seq;
+		*seq = n + 1 >= cfg->flows ? 0 : n + 1;
+		*(__u16 *)(data + TG_UDP_SPORT_OFF) = bpf_htons((__u16)(cfg->sport_base + n));
+	}
 	return bpf_redirect_map(&tg_port, 0, 0);
 }
 

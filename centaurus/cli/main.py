@@ -10,8 +10,8 @@ import typer
 
 from centaurus.cli import conformance, controlplane, report
 from centaurus.cli import lab as lab_cli
+from centaurus.cli import perf as perf_cli
 from centaurus.cli import transit as transit_cli
-from centaurus.cli.common import not_built
 
 app = typer.Typer(
     name="centaurus",
@@ -22,17 +22,10 @@ app = typer.Typer(
 app.add_typer(conformance.app, name="conformance")
 app.command("report")(report.report)
 
-perf_app = typer.Typer(help="Performance campaigns.", no_args_is_help=True)
 app.add_typer(lab_cli.app, name="lab")
-app.add_typer(perf_app, name="perf")
+app.add_typer(perf_cli.app, name="perf")
 app.add_typer(transit_cli.app, name="transit")
 app.add_typer(controlplane.tenant_app, name="tenant")
-
-
-@perf_app.command("run")
-def perf_run() -> None:
-    """Run a campaign."""
-    not_built("perf run", "Performance campaigns")
 
 
 app.command("up")(controlplane.up)

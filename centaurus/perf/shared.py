@@ -1,0 +1,70 @@
+"""Things several measurements of one campaign share -- labs and traffic generators -- brought up
+once per campaign run and torn down when the campaign ends (also after errors): the runner
+closes ``ctx.state["exit"]``, an :class:`contextlib.ExitStack`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from centaurus import plugins
+from centaurus.perf.core import Context
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def exit_stack(ctx: Context) -> contextlib.ExitStack:
+    st = ctx.state.get("exit")
+    if st is None:
+        st = ctx.state["exit"] = contextlib.ExitStack()
+    assert isinstance(st, contextlib.ExitStack)
+    return st
+
+
+def lab(
+    ctx: Context, spec: str, dataplane: str, options: dict[str, str] | None = None, backend: str = "netns"
+) -> Any:
+    """A lab realising ``spec`` (path relative to the repo or absolute) with ``dataplane``,
+    cached per (spec, dataplane, options); ``lab.down()`` at the end of the campaign."""
+    from centaurus.labs.spec import load_spec
+
+    opts = {"dataplane": dataplane, **(options or {})}
+    key = ("lab", backend, spec, tuple(sorted(opts.items())))
+    labs = ctx.state.setdefault("labs", {})
+    if key not in labs:
+        path = Path(spec) if Path(spec).is_absolute() else ROOT / spec
+        state_dir = ctx.work_dir / f"lab-{len(labs)}"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = plugins.load("lab", backend)(state_dir=state_dir, options=opts)
+        exit_stack(ctx).callback(handle.down)
+        handle.up(load_spec(path))
+        labs[key] = handle
+        dps = ctx.environment.setdefault("dataplanes", [])
+        if dataplane not in dps:
+            dps.append(dataplane)
+        ctx.environment.setdefault("labs", []).append(
+            {
+                "spec": str(spec),
+                "backend": backend,
+                "dataplane": dataplane,
+                "id": handle.id,
+                **{k: v for k, v in opts.items() if k != "dataplane"},
+            }
+        )
+    return labs[key]
+
+
+def generator(ctx: Context, name: str, options: dict[str, Any] | None = None) -> Any:
+    """The traffic generator ``name`` (``centaurus.trafficgens``), checked, closed at the end."""
+    gens = ctx.state.setdefault("generators", {})
+    if name not in gens:
+        gen = plugins.load("trafficgen", name)(options=dict(options or {}))
+        gen.check()
+        close = getattr(gen, "close", None)
+        if close is not None:
+            exit_stack(ctx).callback(close)
+        gens[name] = gen
+        ctx.environment.setdefault("trafficgens", []).append(name)
+    return gens[name]
