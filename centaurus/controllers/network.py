@@ -104,7 +104,9 @@ class NetworkController(Controller):
         body = copy.deepcopy(net)
         body["status"] = want
         md = net["metadata"]
-        await self.api.replace("networks", body, tenant=md.get("tenant"), group_version=GV, subresource="status")
+        await self.api.replace(
+            "networks", body, tenant=md.get("tenant"), group_version=GV, subresource="status"
+        )
 
     async def _set_finalizers(self, net: Obj, fins: list[str]) -> None:
         body = copy.deepcopy(net)
@@ -136,8 +138,13 @@ class NetworkController(Controller):
             return None
         provider = self.providers.get(typ)
         if provider is None:
-            await self._write_status(net, {"phase": FAILED, "message": f"unknown network type {typ!r} "
-                                           f"(known: {', '.join(sorted(self.providers))})"})
+            await self._write_status(
+                net,
+                {
+                    "phase": FAILED,
+                    "message": f"unknown network type {typ!r} (known: {', '.join(sorted(self.providers))})",
+                },
+            )
             return None
         if FINALIZER not in fins:
             await self._set_finalizers(net, [*fins, FINALIZER])
@@ -178,9 +185,15 @@ async def ensure_default_network(api: AsyncClient, tenant: Obj) -> None:
     except ApiError as exc:
         if exc.code != 404:
             raise
+        if not (exc.status.get("details") or {}).get("name"):
+            return  # no Network kind served (network control not installed): nothing to default
     spec = await default_template(api)
-    body = {"apiVersion": GV, "kind": "Network",
-            "metadata": {"name": "default", "annotations": {DEFAULT_ANNOTATION: "true"}}, "spec": spec}
+    body = {
+        "apiVersion": GV,
+        "kind": "Network",
+        "metadata": {"name": "default", "annotations": {DEFAULT_ANNOTATION: "true"}},
+        "spec": spec,
+    }
     try:
         await api.create("networks", body, tenant=name, group_version=GV)
     except ApiError as exc:

@@ -1,0 +1,296 @@
+"""The operator base: the controller runtime's reconcile loop plus the Mizar pipeline.
+
+* Ownership: every operator instance of the management plane is a member of ONE hash ring
+  (controller type ``mizar``); an object is owned by the hash of its VPC (its own name for a
+  Vpc, ``spec.vpc`` for the rest; Droplets by their own key), so a VPC, its subnets, bouncers,
+  dividers and endpoints are always handled by the same instance (NET-7) and a subnet's address
+  pool has exactly one writer.
+* Pipeline: :meth:`reconcile` runs the step of the object's phase (``steps``) until it waits or
+  fails, writing each advance on the object (:mod:`centaurus.mizar.pipeline`). A Provisioned
+  object whose spec changed (``metadata.generation`` > ``status.observedGeneration``) goes back to
+  ``respec_phase``; a Failed one back to Init. :meth:`maintain` runs periodic checks on
+  Provisioned objects.
+* Deletion: the first advance adds the finalizer ``mizar.com/operator``; an object being deleted
+  runs :meth:`finalize` (undo what was programmed, delete children) until it returns None, then
+  loses the finalizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from centaurus.client.rest import ApiError
+from centaurus.controllers.runtime.controller import Context, Controller
+from centaurus.controllers.runtime.informer import FuncHandler, Informer, split_key
+from centaurus.controllers.runtime.sharding import hash_of_text
+from centaurus.mizar import model as M
+from centaurus.mizar import pipeline as P
+from centaurus.mizar.plane import Plane
+from centaurus.transitd.rpc import TransitError
+
+Obj = dict[str, Any]
+Step = Callable[[Obj], Awaitable[P.Outcome]]
+CTYPE = "mizar"
+
+
+class MizarOperator(Controller):
+    ctype = CTYPE
+    workers = 8
+    plural: ClassVar[str] = ""
+    #: phase a Provisioned object goes back to when its spec changes ("" = never)
+    respec_phase: ClassVar[str] = ""
+    #: seconds between maintain() runs on a Provisioned object (None = never)
+    maintain_every: ClassVar[float | None] = None
+
+    def __init__(self, ctx: Context, plane: Plane) -> None:
+        self.plane = plane
+        self._memo_hash: dict[str, int] = {}
+        super().__init__(ctx)
+        self.steps: dict[str, Step] = self.pipeline()
+        self.writes = 0
+
+    # ---- to implement ----------------------------------------------------------------------------
+    def pipeline(self) -> dict[str, Step]:
+        raise NotImplementedError
+
+    def vpc_name(self, obj: Obj) -> str:
+        return str(M.spec(obj).get("vpc") or "")
+
+    async def finalize(self, obj: Obj) -> float | None:
+        """Undo what this object programmed; None when done, else seconds until a re-check."""
+        return None
+
+    async def maintain(self, obj: Obj) -> float | None:
+        return self.maintain_every
+
+    # ---- runtime hooks ---------------------------------------------------------------------------
+    def setup(self) -> Informer:
+        return self.plane.inf[self.plural]
+
+    def hash_for(self, key: str) -> int:
+        obj = self.primary.get(key)
+        if obj is not None:
+            vpc = self.vpc_name(obj)
+            h = hash_of_text(M.mizar_key(vpc)) if vpc else hash_of_text(key)
+            self._memo_hash[key] = h
+            return h
+        return self._memo_hash.get(key) or hash_of_text(key)
+
+    def resync(self) -> None:
+        self.plane.new_epoch()
+        super().resync()
+
+    async def _report_workload(self) -> None:
+        """All operators share one controller type: one of them reports the instance's total."""
+        m = self.ctx.membership
+        if m is None or type(self).__name__ != "DropletOperator":
+            return
+        while True:
+            total = sum(c.owned_count() for c in self.plane.operators)
+            m.set_workload(self.ctype, total)
+            await asyncio.sleep(2.0)
+
+    def watch_related(
+        self,
+        plural: str,
+        to_keys: Callable[[Obj], list[str]],
+        when: Callable[[Obj | None, Obj | None], bool] | None = None,
+    ) -> None:
+        """Enqueue our objects ``to_keys(obj)`` when a ``plural`` object changes (``when``)."""
+        inf = self.plane.inf[plural]
+
+        def on(typ: str, old: Obj | None, new: Obj | None) -> None:
+            if when is not None and not when(old, new):
+                return
+            for k in to_keys(new if new is not None else old or {}):
+                self.enqueue(k)
+
+        inf.add_handler(FuncHandler(on))
+
+    @staticmethod
+    def phase_changed(old: Obj | None, new: Obj | None) -> bool:
+        return (
+            old is None or new is None or M.phase(old) != M.phase(new) or M.deleting(new) != M.deleting(old)
+        )
+
+    # ---- writes ----------------------------------------------------------------------------------
+    def _stale(self, obj: Obj) -> bool:
+        uid = str(M.md(obj).get("uid") or "")
+        return int(M.status(obj).get("seq") or 0) < self.plane.seq.get(uid, 0)
+
+    def _where(self, obj: Obj) -> dict[str, Any]:
+        return {"namespace": M.namespace_of(obj) or None, "tenant": M.tenant_of(obj), "group_version": M.GV}
+
+    def _status_fields(self, obj: Obj, phase: str | None, fields: Obj) -> Obj:
+        seq = max(int(M.status(obj).get("seq") or 0), self.plane.seq.get(str(M.md(obj).get("uid")), 0)) + 1
+        st: Obj = {**fields, "seq": seq, "operator": self.plane.instance}
+        if phase is not None:
+            st["phase"] = phase
+            st["reason"] = fields.get("reason", "")
+            st["lastTransitionTime"] = M.now_ts()
+        return st
+
+    async def write(
+        self,
+        obj: Obj,
+        *,
+        phase: str | None = None,
+        status: Obj | None = None,
+        spec: Obj | None = None,
+        labels: dict[str, str] | None = None,
+        finalizer: bool = False,
+    ) -> Obj:
+        """Record a step. Spec/labels/finalizer changes: one PUT of the whole object with its
+        resourceVersion (compare-and-swap); status only: a merge patch. Returns the new object."""
+        st = self._status_fields(obj, phase, status or {})
+        ann = (M.md(obj).get("annotations") or {}).get(M.A_OPERATOR)
+        fins = list(M.md(obj).get("finalizers") or [])
+        need_put = (
+            bool(spec)
+            or bool(labels and any(M.labels(obj).get(k) != v for k, v in labels.items()))
+            or (finalizer and M.FINALIZER not in fins)
+        )
+        if need_put:
+            new = copy.deepcopy(obj)
+            meta = M.md(new)
+            if spec:
+                new.setdefault("spec", {}).update(spec)
+            if labels:
+                meta.setdefault("labels", {}).update(labels)
+            if finalizer and M.FINALIZER not in fins:
+                meta["finalizers"] = [*fins, M.FINALIZER]
+            meta.setdefault("annotations", {})[M.A_OPERATOR] = self.plane.instance
+            if spec:
+                st["observedGeneration"] = int(meta.get("generation") or 1) + 1
+            new["status"] = {**M.status(obj), **st}
+            out: Obj = await self.api.replace(self.plural, new, tenant=M.tenant_of(obj), group_version=M.GV)
+        else:
+            patch: Obj = {"status": st}
+            if ann != self.plane.instance:
+                patch["metadata"] = {"annotations": {M.A_OPERATOR: self.plane.instance}}
+            out = await self.api.patch(self.plural, M.name(obj), patch, **self._where(obj))
+        self.writes += 1
+        self.plane.seq[str(M.md(obj).get("uid"))] = int(st["seq"])
+        return out
+
+    async def remove_finalizer(self, obj: Obj) -> None:
+        fins = [f for f in M.md(obj).get("finalizers") or [] if f != M.FINALIZER]
+        new = copy.deepcopy(obj)
+        M.md(new)["finalizers"] = fins
+        try:
+            await self.api.replace(self.plural, new, tenant=M.tenant_of(obj), group_version=M.GV)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    # ---- the loop --------------------------------------------------------------------------------
+    async def reconcile(self, key: str) -> float | None:
+        obj = self.primary.get(key)
+        if obj is None:
+            self._memo_hash.pop(key, None)
+            return None
+        if self._stale(obj):
+            return None  # our newer write is on its way through the watch
+        if M.deleting(obj):
+            if M.FINALIZER not in (M.md(obj).get("finalizers") or []):
+                return None
+            again = await self.finalize(obj)
+            if again is not None:
+                return again
+            await self.remove_finalizer(obj)
+            return None
+        gen = int(M.md(obj).get("generation") or 1)
+        observed = int(M.status(obj).get("observedGeneration") or 0)
+        ph = M.phase(obj)
+        if ph == M.PROVISIONED:
+            if self.respec_phase and observed and gen > observed:
+                obj = await self.write(obj, phase=self.respec_phase, status={"observedGeneration": gen})
+            else:
+                return await self.maintain(obj)
+        elif ph == M.FAILED:
+            if gen <= observed:
+                return None
+            obj = await self.write(obj, phase=M.INIT, status={"observedGeneration": gen})
+        return await self.drive(obj)
+
+    async def drive(self, obj: Obj) -> float | None:
+        for _ in range(16):  # a pipeline is a handful of steps; the bound stops a cycling bug
+            ph = M.phase(obj)
+            step = self.steps.get(ph)
+            if step is None:
+                return None
+            try:
+                out = await step(obj)
+            except TransitError as exc:
+                out = P.wait(str(exc), 0.5)
+            if out.kind == "advance":
+                st = dict(out.status)
+                st.setdefault("observedGeneration", int(M.md(obj).get("generation") or 1))
+                obj = await self.write(
+                    obj,
+                    phase=out.phase,
+                    status=st,
+                    spec=out.spec or None,
+                    labels=out.labels or None,
+                    finalizer=True,
+                )
+                if out.phase == M.PROVISIONED:
+                    await self.on_provisioned(obj)
+                continue
+            if out.kind == "fail":
+                self.log.info("%s/%s failed: %s", self.plural, M.name(obj), out.reason)
+                await self.write(
+                    obj,
+                    phase=M.FAILED,
+                    status={
+                        "reason": out.reason,
+                        "observedGeneration": int(M.md(obj).get("generation") or 1),
+                    },
+                )
+                return None
+            if M.status(obj).get("reason") != out.reason:
+                await self.write(obj, status={"reason": out.reason})
+            return out.delay
+        return 1.0
+
+    async def on_provisioned(self, obj: Obj) -> None:
+        """Hook after an object reached Provisioned (e.g. log a provisioning figure)."""
+
+    # ---- helpers for subclasses -----------------------------------------------------------------
+    async def create_child(self, plural: str, body: Obj) -> None:
+        try:
+            await self.api.create(plural, body, namespace=M.MIZAR_NS, tenant=M.SYSTEM, group_version=M.GV)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+
+    async def delete_obj(self, plural: str, name: str) -> None:
+        await self.api.delete(
+            plural, name, namespace=M.MIZAR_NS, tenant=M.SYSTEM, group_version=M.GV, missing_ok=True
+        )
+
+    def keys_of(self, objs: list[Obj]) -> list[str]:
+        return [M.key_of(o) for o in objs]
+
+    @staticmethod
+    def owner_ref(obj: Obj) -> Obj:
+        return {
+            "apiVersion": M.GV,
+            "kind": obj.get("kind") or "",
+            "name": M.name(obj),
+            "uid": M.md(obj).get("uid"),
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    @staticmethod
+    def split(key: str) -> tuple[str, str, str]:
+        return split_key(key)
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
