@@ -184,6 +184,10 @@ class Runtime(Protocol):
     ) -> ExecSession:
         """Start a process in the container (see :class:`ExecSession`)."""
 
+    async def attach(self, sandbox: Sandbox, container: str) -> ExecSession:
+        """Attach to the container's main process: output from now on (its log), input into its
+        stdin/tty when the container was started with ``stdin``/``tty``; ``wait()`` = its exit."""
+
     async def port_forward(self, sandbox: Sandbox, port: int) -> Connection:
         """A TCP connection to ``port`` inside the pod (its netns loopback / the guest)."""
 

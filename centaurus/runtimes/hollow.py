@@ -134,6 +134,10 @@ class HollowRuntime:
         self._get(sandbox)
         return BufferedExec(b"", 0)
 
+    async def attach(self, sandbox: Sandbox, container: str) -> ExecSession:
+        self._get(sandbox)
+        return BufferedExec(b"", 0)
+
     async def port_forward(self, sandbox: Sandbox, port: int) -> Connection:
         raise RuntimeError_("NotSupported", "hollow pods have no network endpoint to forward to")
 

@@ -50,11 +50,13 @@ async def read_log(
     follow: bool = False,
     tail_lines: int | None = None,
     done: Callable[[], bool] = lambda: True,
+    start: int | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the file's bytes; with ``follow`` keep yielding appended bytes until ``done()`` is
-    true and the file is drained (the writer -- a container -- has exited)."""
-    offset = 0
-    if tail_lines is not None and path.exists():
+    true and the file is drained (the writer -- a container -- has exited). ``start`` is a byte
+    offset taken by the caller (an attach must not miss output produced while it sets up)."""
+    offset = start or 0
+    if start is None and tail_lines is not None and path.exists():
         offset = await asyncio.to_thread(_tail_offset, path, tail_lines)
     while True:
         data = await asyncio.to_thread(_read, path, offset)

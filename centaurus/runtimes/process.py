@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from centaurus.images import ImageError, ImageStore
 from centaurus.runtimes import cgroups, crun, linux, logs, netns, oci, spawn
+from centaurus.runtimes.attach import AttachSession, ContainerIO
 from centaurus.runtimes.base import (
     Connection,
     ContainerStatus,
@@ -40,6 +41,7 @@ from centaurus.runtimes.base import (
     SandboxSpec,
 )
 from centaurus.runtimes.crunexec import crun_exec
+from centaurus.runtimes.execio import ConsoleSocket
 from centaurus.runtimes.podstate import ContainerRecord, PodRecord, dump, load, write_atomic
 from centaurus.runtimes.spawn import PrivateMountWorker
 
@@ -63,6 +65,8 @@ class ProcessRuntime:
         self._listeners: list[Listener] = []
         self._worker: PrivateMountWorker | None = None
         self._exec_seq = 0
+        self._io: dict[tuple[str, str], ContainerIO] = {}
+        self._attached: dict[tuple[str, str], list[tuple[asyncio.Future[int], asyncio.Event]]] = {}
 
     # ---- lifecycle of the runtime ------------------------------------------------------------
     async def prepare(self) -> None:
@@ -105,6 +109,9 @@ class ProcessRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._watchers.clear()
+        for io in self._io.values():
+            await io.close()
+        self._io.clear()
 
     # ---- start ---------------------------------------------------------------------------------
     async def start(self, spec: SandboxSpec) -> Sandbox:
@@ -179,28 +186,58 @@ class ProcessRuntime:
             str(bundle),
             c.crun_id,
         ]
-        stdin_path = os.devnull
+        console: ConsoleSocket | None = None
+        if c.spec.tty:  # crun hands the pty master over this socket
+            short = hashlib.sha256(c.crun_id.encode()).hexdigest()[:12]
+            console = ConsoleSocket(f"/run/centaurus/tty-{self.tag}-{short}.sock")
+            argv[-1:-1] = ["--console-socket", console.path]
+        fifo = bundle / "stdin" if c.spec.stdin and not c.spec.tty else None
 
-        def launch() -> int:
+        def launch() -> tuple[int, int | None]:
             _reset_bundle(bundle, image.rootfs, config, {"etc/hosts": hosts, "etc/hostname": hostname + "\n"})
             log_path.parent.mkdir(parents=True, exist_ok=True)
             out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-            inp = os.open(stdin_path, os.O_RDONLY | os.O_CLOEXEC)
+            keep: int | None = None
+            if fifo is not None:  # stdin: a FIFO whose write end we keep (no EOF between attaches)
+                with contextlib.suppress(FileNotFoundError):
+                    fifo.unlink()
+                os.mkfifo(fifo, 0o600)
+                inp = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+                keep = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            else:
+                inp = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                return spawn.spawn(argv, stdin=inp, stdout=out, stderr=out)
+                return spawn.spawn(argv, stdin=inp, stdout=out, stderr=out), keep
             finally:
                 os.close(out)
                 os.close(inp)
 
         c.state, c.reason, c.message = "waiting", "ContainerCreating", ""
         t0 = time.monotonic()
-        crun_pid = await self.worker.call(launch)
-        status = await linux.wait_pid(crun_pid)
-        code = linux.exit_code_from_status(status) if status is not None else 255
+        try:
+            crun_pid, keep = await self.worker.call(launch)
+            status = await linux.wait_pid(crun_pid)
+            code = linux.exit_code_from_status(status) if status is not None else 255
+            io: ContainerIO | None = None
+            if code == 0 and console is not None:
+                try:
+                    io = ContainerIO(log_path, master=await console.receive())
+                except (OSError, TimeoutError) as exc:
+                    code, c.message = 255, f"no terminal from crun: {exc}"
+            elif keep is not None:
+                io = ContainerIO(log_path, stdin_fd=keep) if code == 0 else None
+                if code != 0:
+                    os.close(keep)
+        finally:
+            if console is not None:
+                console.close()
+        if io is not None:
+            self._io[(rec.uid, c.name)] = io
         if code != 0:
             err = await asyncio.to_thread(crun.last_error, bundle / "crun.log")
             await self._teardown_container(rec, c)
-            c.state, c.reason, c.message = "waiting", "CreateContainerError", err or f"crun exited {code}"
+            c.state, c.reason = "waiting", "CreateContainerError"
+            c.message = err or c.message or f"crun exited {code}"
             await self._persist(rec)
             raise RuntimeError_("CreateContainerError", f"container {c.name!r}: {c.message}")
         st = crun.state(self.crun_root, c.crun_id) or {}
@@ -234,6 +271,9 @@ class ProcessRuntime:
                 os.close(pidfd)
         if c.pid != pid:  # restarted meanwhile
             return
+        io = self._io.pop((rec.uid, c.name), None)
+        if io is not None:
+            await io.close()  # the last terminal output reaches the log first
         oom = await asyncio.to_thread(cgroups.oom_killed, c.cgroup)
         c.finished_at, c.state, c.pid = time.time(), "terminated", None
         if status is None:
@@ -250,6 +290,10 @@ class ProcessRuntime:
         async with self._lock(rec.uid):
             await self._teardown_container(rec, c)
             await self._persist(rec)
+        for fut, alive in self._attached.pop((rec.uid, c.name), []):
+            alive.clear()
+            if not fut.done():
+                fut.set_result(c.exit_code if c.exit_code is not None else 255)
         self._notify(rec.uid, c.name)
         if c.init and c.exit_code == 0 and not rec.stopped:
             await self._advance_init(rec)
@@ -373,6 +417,8 @@ class ProcessRuntime:
                 await self.stop(sandbox, grace_seconds=0)
             for key in [k for k in self._watchers if k[0] == sandbox.uid]:
                 self._watchers.pop(key).cancel()
+            for key in [k for k in self._io if k[0] == sandbox.uid]:
+                await self._io.pop(key).close()
         cids = [c.crun_id for c in rec.containers.values()] if rec else []
         if not cids:  # unknown to us: clean whatever crun has under this uid
             cids = await asyncio.to_thread(lambda: [p.name for p in self.crun_root.glob(f"{sandbox.uid}-*")])
@@ -442,6 +488,20 @@ class ProcessRuntime:
             pidfile=bundle / f"exec-{self._exec_seq}.pid",
             console_path=f"/run/centaurus/cs-{self.tag}-{os.getpid()}-{self._exec_seq}.sock",
         )
+
+    async def attach(self, sandbox: Sandbox, container: str) -> ExecSession:
+        rec, c = self._ctr(sandbox, container)
+        if c.state != "running":
+            raise RuntimeError_("ContainerNotRunning", f"container {container!r} is {c.state}")
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        alive = asyncio.Event()
+        alive.set()
+        self._attached.setdefault((rec.uid, c.name), []).append((fut, alive))
+        log_path = self._log_path(rec, c)
+        start = await asyncio.to_thread(lambda: log_path.stat().st_size if log_path.exists() else 0)
+        session = AttachSession(self._io.get((rec.uid, c.name)), log_path, start, c.spec.tty, fut, alive)
+        await session.open_stdin()
+        return session
 
     async def port_forward(self, sandbox: Sandbox, port: int) -> Connection:
         rec = self._pod(sandbox)

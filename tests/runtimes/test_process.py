@@ -356,3 +356,64 @@ async def test_exec_kill_reaches_the_process_in_the_container(process_rt: Any, p
             assert await ex.wait() != 0
         ps = await process_rt.exec(sb, "c", ["ps"])
         assert b"sleep 100" not in await ps.stdout.read()
+
+
+async def read_until(stream: Any, needle: bytes, timeout: float = 10.0) -> bytes:
+    buf = b""
+    with anyio.fail_after(timeout):
+        while needle not in buf:
+            chunk = await stream.read(4096)
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+async def test_attach_stdin_survives_detach(process_rt: Any, pod_spec: Any) -> None:
+    sb = await process_rt.start(
+        pod_spec(
+            ContainerSpec(
+                name="c",
+                image="busybox",
+                stdin=True,
+                command=["sh", "-c", "while read l; do echo got:$l; done; echo EOF"],
+            )
+        )
+    )
+    for word in (b"hello", b"again"):  # two attaches: detaching must not close the container's stdin
+        at = await process_rt.attach(sb, "c")
+        at.stdin.write(word + b"\n")
+        await at.stdin.drain()
+        assert b"got:" + word in await read_until(at.stdout, b"got:" + word)
+        await at.kill()  # detach
+    st = (await process_rt.status(sb))[0]
+    assert st.state == "running"
+    assert b"EOF" not in await collect(process_rt.logs(sb, "c"))
+
+
+async def test_attach_tty_container(process_rt: Any, pod_spec: Any) -> None:
+    sb = await process_rt.start(
+        pod_spec(
+            ContainerSpec(
+                name="c",
+                image="busybox",
+                stdin=True,
+                tty=True,
+                command=["sh", "-c", "read x; stty size; echo in:$x; read y; exit 3"],
+            )
+        )
+    )
+    at = await process_rt.attach(sb, "c")
+    assert at.tty and at.stderr is None
+    await at.resize(120, 33)
+    at.stdin.write(b"first\n")
+    await at.stdin.drain()
+    out = await read_until(at.stdout, b"in:first")
+    assert b"33 120" in out
+    at.stdin.write(b"bye\n")
+    await at.stdin.drain()
+    with anyio.fail_after(10):
+        assert await at.wait() == 3
+    assert b"in:first" in await collect(process_rt.logs(sb, "c"))  # the terminal output is the log
+    with pytest.raises(RuntimeError_):
+        await process_rt.attach(sb, "c")  # not running any more

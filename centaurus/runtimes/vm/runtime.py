@@ -314,6 +314,9 @@ class VmRuntime(VmLifecycle):
             raise RuntimeError_("ExecError", f"guest agent: {exc!r}") from exc
         return BufferedExec(out, code)
 
+    async def attach(self, sandbox: Sandbox, container: str) -> ExecSession:
+        raise RuntimeError_("NotSupported", "VM pods have no attachable main process; use exec or logs")
+
     async def port_forward(self, sandbox: Sandbox, port: int) -> Connection:
         rec = self._rec(sandbox)
         ip = (rec.net or {}).get("ip_cidr")
