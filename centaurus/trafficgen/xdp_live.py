@@ -176,6 +176,20 @@ class _ChainSet:
         self.active: str | None = None
         try:
             for i, ns in enumerate(self.chain.ns):
+                # no IPv6 on the chain: neighbour discovery would add stray frames to the counts
+                subprocess.run(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "sysctl",
+                        "-qw",
+                        "net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1",
+                    ],
+                    check=False,
+                )
                 devs = (["out"] if i < hops else []) + (["in"] if i > 0 else [])
                 cmds = "".join(f"link set {d} mtu {CHAIN_MTU}\n" for d in devs)
                 subprocess.run(["ip", "-n", ns, "-b", "-"], input=cmds, text=True, check=True)

@@ -1,0 +1,144 @@
+"""Campaign files and the runner: validation errors are one line, thresholds are judged on the
+reported figures (from the campaign or the catalog), failures are recorded and the run goes on,
+resources are released, outputs land in <report_dir>/perf/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from centaurus.perf import campaign as cmod
+from centaurus.perf import core, runner
+from tests.perf import fakes
+
+
+@pytest.fixture(autouse=True)
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(core.BUILTIN, "fixed", "tests.perf.fakes:Fixed")
+    monkeypatch.setitem(core.BUILTIN, "background", "tests.perf.fakes:Background")
+    monkeypatch.setitem(core.BUILTIN, "broken", "tests.perf.fakes:Broken")
+    fakes.EVENTS.clear()
+
+
+def write(tmp_path: Path, doc: dict[str, Any]) -> Path:
+    p = tmp_path / f"{doc.get('name', 'c')}.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+def test_shipped_campaigns_are_valid() -> None:
+    assert cmod.discover(), "no campaigns in perf/"
+    assert cmod.validate_all() == []
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"name": "x"}, "steps: required"),
+        ({"name": "x", "steps": [{"name": "s"}]}, "a step needs measurements or a sleep"),
+        (
+            {"name": "x", "steps": [{"measurements": [{"identifier": "a", "method": "nope"}]}]},
+            "unknown measurement",
+        ),
+        (
+            {
+                "name": "x",
+                "steps": [
+                    {
+                        "measurements": [
+                            {"identifier": "a", "method": "background", "params": {"action": "gather"}}
+                        ]
+                    }
+                ],
+            },
+            "before its start",
+        ),
+        (
+            {"name": "x", "steps": [{"sleep": 1}], "thresholds": [{"figure": "f", "op": "~", "value": 1}]},
+            "op",
+        ),
+        ({"name": "x", "steps": [{"sleep": 1}], "bogus": 1}, "unknown keys"),
+        (
+            {
+                "name": "x",
+                "steps": [{"measurements": [{"identifier": "a", "method": "fixed", "tuningSet": "q"}]}],
+            },
+            "no tuning set",
+        ),
+    ],
+)
+def test_malformed_campaigns_fail_with_one_line(tmp_path: Path, doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(cmod.CampaignError) as e:
+        cmod.load(write(tmp_path, doc))
+    assert message in str(e.value) and "\n" not in str(e.value) and str(tmp_path) in str(e.value)
+
+
+def test_unknown_campaign_name_lists_the_known_ones() -> None:
+    with pytest.raises(cmod.CampaignError, match=r"no such campaign.*packet-rate"):
+        cmod.load("no-such-campaign")
+
+
+def test_run_judges_thresholds_records_errors_and_cleans_up(tmp_path: Path) -> None:
+    doc = {
+        "name": "demo",
+        "requirements": ["PERF-NET-1"],
+        "short_note": "tiny",
+        "tuningSets": {"base": {"case": "b", "figures": {"speed": 0.5}}},
+        "steps": [
+            {
+                "name": "bg",
+                "measurements": [{"identifier": "bg", "method": "background", "params": {"action": "start"}}],
+            },
+            {
+                "name": "work",
+                "measurements": [
+                    {
+                        "identifier": "f",
+                        "method": "fixed",
+                        "tuningSet": "base",
+                        "params": {"tag": "full", "figures": {"speed": 0.85, "other": 3}},
+                        "short": {"tag": "short"},
+                    },
+                    {"identifier": "x", "method": "broken"},
+                ],
+            },
+            {
+                "name": "end",
+                "measurements": [
+                    {"identifier": "bg", "method": "background", "params": {"action": "gather"}}
+                ],
+            },
+        ],
+        "thresholds": [
+            {"figure": "speed", "requirement": "PERF-NET-1"},  # >= 0.8 from the catalog
+            {"figure": "speed", "op": ">=", "value": 0.9, "source": "stricter goal"},
+            {"figure": "other", "op": "<", "value": 5, "labels": {"case": "b"}},
+            {"figure": "missing", "op": ">", "value": 0},
+        ],
+    }
+    c = cmod.load(write(tmp_path, doc))
+    out = runner.run(c, short=True, report_dir=tmp_path / "out")
+    assert fakes.EVENTS[:3] == ["start bg", "gather short short=True", "gather bg"]
+    assert "cleanup fixed" in fakes.EVENTS and "teardown ran" in fakes.EVENTS
+    assert [e["identifier"] for e in out["errors"]] == ["x"] and "the lab caught fire" in out["errors"][0][
+        "error"
+    ]
+    figs = {(f["name"], f["status"]) for f in out["figures"]}
+    assert ("speed", "not-met") in figs  # meets the catalog's 0.8, misses 0.9
+    speed = next(f for f in out["figures"] if f["name"] == "speed")
+    assert [t["met"] for t in speed["thresholds"]] == [True, False]
+    assert speed["thresholds"][0]["value"] == 0.8 and speed["labels"]["case"] == "b"
+    assert ("other", "met") in figs and ("missing", "no-figure") in figs and ("bg_seen", "reported") in figs
+    assert out["short"] and out["short_note"] == "tiny"
+    assert out["environment"]["kernel"] and out["environment"]["load_average_after"]
+    files = sorted(p.name for p in (tmp_path / "out" / "perf").iterdir())
+    assert files == ["demo.json", "demo.perfdata.json", "demo.samples.jsonl"]
+    pd = json.loads((tmp_path / "out" / "perf" / "demo.perfdata.json").read_text())
+    assert pd["version"] == "v1" and pd["dataItems"][0]["labels"]["Campaign"] == "demo"
+    assert len(pd["dataItems"][0]["samples"]) == runner.MAX_SAMPLES
+    raw = [json.loads(x) for x in (tmp_path / "out" / "perf" / "demo.samples.jsonl").read_text().splitlines()]
+    assert len(raw[0]["samples"]) == 12_000  # uncapped beside the capped PerfData
