@@ -142,3 +142,20 @@ def test_run_judges_thresholds_records_errors_and_cleans_up(tmp_path: Path) -> N
     assert len(pd["dataItems"][0]["samples"]) == runner.MAX_SAMPLES
     raw = [json.loads(x) for x in (tmp_path / "out" / "perf" / "demo.samples.jsonl").read_text().splitlines()]
     assert len(raw[0]["samples"]) == 12_000  # uncapped beside the capped PerfData
+
+
+def test_report_section_shows_figures_thresholds_and_plots(tmp_path: Path) -> None:
+    from centaurus.perf.report import campaigns_html
+    from centaurus.reports.render import render_html
+
+    assert campaigns_html(tmp_path) == ""
+    doc = {"name": "demo", "steps": [{"measurements": [{"identifier": "f", "method": "fixed",
+                                                        "params": {"figures": {"speed": 0.7}}}]}],
+           "thresholds": [{"figure": "speed", "requirement": "PERF-NET-1"}]}
+    out = tmp_path / "out"
+    runner.run(cmod.load(write(tmp_path, doc)), short=False, report_dir=out)
+    html = campaigns_html(out)
+    assert "campaign-demo" in html and "not-met" in html and "&gt;= 0.8" in html
+    assert html.count("data:image/png;base64,") >= 3  # latency CDF + percentiles + CPU/memory over time
+    page = render_html(out, {}).read_text()
+    assert "Performance campaigns" in page and "campaign-demo" in page
