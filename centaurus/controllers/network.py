@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from centaurus.client.aio import AsyncClient
 from centaurus.client.rest import ApiError
+from centaurus.controllers.gc import register_kind
 from centaurus.controllers.runtime.controller import Controller
 from centaurus.controllers.runtime.informer import Informer
 from centaurus.controllers.tenant import TENANT_HOOKS
@@ -203,3 +204,6 @@ async def ensure_default_network(api: AsyncClient, tenant: Obj) -> None:
 
 if ensure_default_network not in TENANT_HOOKS:
     TENANT_HOOKS.append(ensure_default_network)
+# a pod's Mizar Endpoint is owned by the pod: the collector deletes it (through the endpoint
+# operator's finalizer) when the pod is gone and its node agent could not (crash, node lost)
+register_kind("Endpoint", "endpoints", "mizar.com/v1")

@@ -210,7 +210,7 @@ class Plane:
         name = M.name(subnet)
         have = self.pools.get(name)
         cidr = M.cidr_of(subnet)
-        if have is not None and have[0] == self.epoch and have[1].net == cidr:
+        if have is not None and have[0] == self.epoch and str(have[1].net) == str(cidr):
             return have[1]
         used: set[str] = set()
         try:
@@ -226,13 +226,14 @@ class Plane:
         used |= {
             str(M.spec(e).get("ip")) for e in self.endpoints_of(M.name(vpc), name) if M.spec(e).get("ip")
         }
-        pool = SubnetPool(cidr)
+        keep = []
         for ip in used:
             try:
                 if ipaddress.IPv4Address(ip) in cidr:
-                    pool.reserve(ip)
+                    keep.append(ip)
             except ValueError:
                 continue
+        pool = SubnetPool(str(cidr), keep)
         self.pools[name] = (self.epoch, pool)
         return pool
 

@@ -17,15 +17,16 @@ interface of its own into another host or VPC.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
 from centaurus.client.rest import ApiError
 from centaurus.mizar import model as M
 from centaurus.mizar import pipeline as P
-from centaurus.mizar.ipam import IpamError
 from centaurus.mizar.operators.base import MizarOperator, Step
 from centaurus.mizar.transit import ep_key, ep_msg, gather_calls, is_transient, not_found, precondition
+from centaurus.netplug.base import NetworkError
 from centaurus.transitd.rpc import TransitError
 
 Obj = dict[str, Any]
@@ -109,10 +110,14 @@ class EndpointOperator(MizarOperator):
                 ]
                 if mine:
                     return P.fail(f"address {ip} is in use in subnet {net_name}")
+                if ipaddress.IPv4Address(ip) not in pool.net or ip == pool.gateway:
+                    return P.fail(
+                        f"address {ip} is not an endpoint address of subnet {net_name} ({pool.net})"
+                    )
                 pool.reserve(ip)  # already there when this endpoint asked for it before a restart
             else:
                 ip = pool.allocate()
-        except IpamError as exc:
+        except (NetworkError, ValueError) as exc:
             return P.fail(str(exc))
         targets = [
             droplet,
