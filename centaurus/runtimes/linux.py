@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import threading
 from contextlib import suppress
 
 CLONE_FS = 0x00000200
@@ -109,6 +110,52 @@ def proc_start_time(pid: int) -> int | None:
         return None
 
 
+#: Children this process spawned and waits for itself (see :func:`reap_strays`). Guarded by
+#: ``OWN_LOCK``, which spawning holds across ``posix_spawn`` + registration.
+OWN_LOCK = threading.Lock()
+_own: set[int] = set()
+
+
+def own(pid: int) -> None:
+    """Register a child we will ``waitpid`` ourselves (call with ``OWN_LOCK`` held)."""
+    _own.add(pid)
+
+
+def children() -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with suppress(OSError), open(f"/proc/self/task/{tid}/children") as f:
+                out += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def reap_strays(comms: tuple[str, ...] = ("crun",), exclude: frozenset[int] = frozenset()) -> int:
+    """Reap zombie children nobody waits for: as a child subreaper we inherit every orphan below
+    us, e.g. the intermediate process ``crun run -d`` forks and abandons (one per container start),
+    which would otherwise pile up as zombies for the agent's lifetime. Only zombies whose command
+    is in ``comms`` and that we did not spawn ourselves are touched, so nobody's exit status is
+    stolen. Returns how many were reaped."""
+    n = 0
+    with OWN_LOCK:
+        for pid in children():
+            if pid in _own or pid in exclude:
+                continue
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            comm = raw[raw.index(b"(") + 1 : raw.rindex(b")")].decode(errors="replace")
+            if raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] == b"Z" and comm in comms:
+                with suppress(ChildProcessError):
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        n += 1
+    return n
+
+
 async def wait_pid(pid: int, pidfd: int | None = None) -> int | None:
     """Wait for ``pid`` to exit without blocking the loop (pidfd readable => exited).
 
@@ -135,7 +182,11 @@ async def wait_pid(pid: int, pidfd: int | None = None) -> int | None:
         loop.remove_reader(pidfd)
         if own_fd:
             os.close(pidfd)
-    return _reap(pid)
+    try:
+        return _reap(pid)
+    finally:
+        with OWN_LOCK:
+            _own.discard(pid)
 
 
 def _reap(pid: int) -> int | None:

@@ -246,6 +246,7 @@ class ProcessRuntime:
         c.pid, c.pid_start = pid, linux.proc_start_time(pid)
         c.state, c.reason, c.exit_code, c.signal = "running", "", None, None
         c.started_at, c.finished_at = time.time(), None
+        self._reap_strays()
         await self._persist(rec)
         self._watch(rec, c)
         self._notify(rec.uid, c.name)
@@ -315,6 +316,12 @@ class ProcessRuntime:
                     await self._start_container(rec, c)
                 except RuntimeError_:
                     self._notify(rec.uid, c.name)
+
+    def _reap_strays(self) -> None:
+        """crun's abandoned intermediates (one per start) are our zombies: reap them, sparing
+        every container init we know of."""
+        inits = frozenset(c.pid for p in self._pods.values() for c in p.containers.values() if c.pid)
+        linux.reap_strays(exclude=inits)
 
     async def _teardown_container(self, rec: PodRecord, c: ContainerRecord) -> None:
         """After exit (or a failed start): drop crun's record (frees the leaf cgroup) and unmount

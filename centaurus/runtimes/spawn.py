@@ -121,9 +121,16 @@ def spawn(
         if fd is not None:
             actions.append((os.POSIX_SPAWN_DUP2, fd, target))
     path = argv[0] if "/" in argv[0] else _which(argv[0])
-    return os.posix_spawn(
-        path, list(argv), dict(env if env is not None else os.environ), file_actions=actions, setsid=setsid
-    )
+    with linux.OWN_LOCK:  # registered before any stray reaper can see it exit
+        pid = os.posix_spawn(
+            path,
+            list(argv),
+            dict(env if env is not None else os.environ),
+            file_actions=actions,
+            setsid=setsid,
+        )
+        linux.own(pid)
+    return pid
 
 
 def _which(name: str) -> str:

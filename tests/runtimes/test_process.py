@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from centaurus.runtimes import cgroups
+from centaurus.runtimes import cgroups, linux
 from centaurus.runtimes.base import ContainerSpec, RuntimeError_
 from centaurus.runtimes.spawn import PrivateMountWorker
 from tests.runtimes.conftest import collect, wait_for
@@ -309,6 +309,11 @@ async def test_remove_leaves_no_process_cgroup_bundle_or_mount(process_rt: Any, 
         str(process_rt.pods_dir / sb.uid) not in Path(f"/proc/self/task/{worker_tid}/mountinfo").read_text()
     )
     assert await process_rt.sandboxes() == []
+    # crun run -d abandons an intermediate process per start; as subreaper we must reap it
+    zombies = [
+        p for p in linux.children() if Path(f"/proc/{p}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    ]
+    assert not [p for p in zombies if "(crun)" in Path(f"/proc/{p}/stat").read_text()]
 
 
 async def test_hybrid_cgroup_fix_stays_private(process_rt: Any) -> None:
