@@ -1,6 +1,6 @@
 """``process`` runtime: OCI containers run by crun in the pod's network namespace.
 
-Start path of one container (what the ~20 ms go into): in the private-mount-namespace worker
+Start path of one container (what the ~10-30 ms go into): in the private-mount-namespace worker
 (:mod:`centaurus.runtimes.spawn`) write ``config.json``, mount an overlay (image rootfs read-only
 below, a fresh per-start upper dir) on the bundle's ``rootfs``, open the log file and
 ``posix_spawn`` ``crun run -d``; on the loop, wait for crun through a pidfd. The container's
