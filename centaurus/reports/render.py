@@ -43,7 +43,8 @@ white-space:nowrap}
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:8px 16px;min-width:120px}
 .card b{font-size:24px;display:block}
 .tests{margin:0;padding-left:16px}.tests li{font-family:monospace;font-size:11.5px;word-break:break-all}
-.notes{font-size:12px;color:#4a5568;margin:0;padding-left:16px}
+.notes{font-size:12px;color:#4a5568;margin:0;padding-left:16px;overflow-wrap:anywhere}
+table.matrix{table-layout:fixed}.matrix .fig{font-family:monospace;overflow-wrap:anywhere}
 .num{font-family:monospace;white-space:nowrap}
 .src{font-size:11.5px;color:#718096}
 .plot{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:8px;margin:10px 0}
@@ -162,10 +163,14 @@ def _matrix(doc: dict[str, Any]) -> str:
             f"<tr id='{escape(r['id'])}'><td>{anchor}<b>{escape(r['id'])}</b><br>"
             f"<span class='src'>{escape(r['area'])} &middot; {escape(r.get('verification', ''))}</span></td>"
             f"<td>{escape(r['title'])}<br><span class='src'>{escape(r.get('source', ''))}</span></td>"
-            f"<td>{_pill(r['status'])}</td><td class='num'>{figure_text(r)}</td>"
+            f"<td>{_pill(r['status'])}</td><td class='fig'>{figure_text(r)}</td>"
             f"<td>{tests_html}</td><td><ul class='notes'>{notes}</ul></td></tr>")
-    return ("<h2 id='matrix'>Traceability matrix</h2><table><tr><th>requirement</th><th>title and "
-            "source</th><th>status</th><th>measured / threshold</th><th>tests</th><th>notes</th></tr>"
+    # A fixed layout with explicit widths: long test node ids and notes must wrap inside their
+    # own column instead of squeezing the others to one character.
+    cols = "".join(f"<col style='width:{w}%'>" for w in (9, 25, 8, 14, 24, 20))
+    return ("<h2 id='matrix'>Traceability matrix</h2><table class='matrix'><colgroup>" + cols
+            + "</colgroup><tr><th>requirement</th><th>title and source</th><th>status</th>"
+            "<th>measured / threshold</th><th>tests</th><th>notes</th></tr>"
             + "".join(rows) + "</table>")
 
 
