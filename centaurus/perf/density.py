@@ -1,0 +1,593 @@
+"""Density campaign: N hollow nodes, M pods created at a fixed rate, measured as clusterloader2
+does, and the growth curve that the scale projection (SCALE-1..4) rests on.
+
+One run, on a fresh builtin control plane under ``state_dir``:
+
+1. *Scheduler throughput* (burst): B node objects and P pending pods for a second scheduler
+   process (its own schedulerName, started only once every pod exists), pods/s from its first
+   to its last bind, plus the per-second distribution.
+2. *Hosts* grow in ``steps`` (hollow fleet: the node agent's hollow mode, or the stand-in of
+   :mod:`standin_fleet` when that is not installed); at each size the control plane's CPU rate,
+   RSS/PSS per component and store bytes are sampled over ``window`` seconds.
+3. *Pods* grow in ``steps`` at ``rate`` pods/s (open loop), with the PodStartupLatency
+   transitions of every pod (:mod:`centaurus.perf.measurements.pod_startup`), the API probe's
+   latencies (PERF-API-1 held while the pods come), the scheduler's own figures, and a usage
+   sample at each size.
+4. Per-host and per-pod costs by least squares over the sizes, and the projection to 100k hosts
+   / 10M pods / 300k hosts per region / 10M endpoints (:mod:`scale_model`, method in the data).
+
+``run_density(...)`` returns a :class:`centaurus.perf.core.Result` (figures, PerfData, details)
+and writes ``<report_dir>/density.json``; ``python -m centaurus.perf.density`` is the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from centaurus.client.aio import AsyncClient
+from centaurus.client.rest import ApiClient, ApiError
+from centaurus.controlplane.supervisor import ControlPlane
+from centaurus.perf import scale_model
+from centaurus.perf.apiprobe import ApiProbe
+from centaurus.perf.core import Figure, Result
+from centaurus.perf.measurements.pod_startup import PodStartupMeasurement, perfdata
+from centaurus.perf.usage import control_plane_usage
+
+Obj = dict[str, Any]
+HOLLOW = {"centaurus.io/hollow": "true"}
+
+
+@dataclass
+class Profile:
+    nodes: int
+    pods: int
+    rate: float
+    steps: int = 3
+    window: float = 5.0
+    burst_nodes: int = 1000
+    burst_pods: int = 10000
+    probe_rate: float = 5.0
+    pods_per_ns: int = 5000
+    lease_renew: float = 60.0
+
+
+PROFILES = {
+    "smoke": Profile(nodes=30, pods=300, rate=50.0, window=3.0, burst_nodes=100, burst_pods=1000),
+    "short": Profile(nodes=100, pods=2000, rate=100.0, window=5.0),
+    "full": Profile(nodes=10000, pods=100000, rate=200.0, window=20.0),
+}
+
+
+def _log(msg: str) -> None:
+    print(f"[density {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- fleet ------------------------------------------------------------------------------------
+class FleetProc:
+    """The hollow fleet process: grown by writing ``<state>.want`` and sending SIGUSR1."""
+
+    def __init__(self, kubeconfig: Path, work: Path, count: int, renew: float) -> None:
+        real = importlib.util.find_spec("centaurus.agent.hollow") is not None
+        self.kind = "centaurus.agent.hollow" if real else "centaurus.perf.standin_fleet"
+        self.state = work / "fleet.json"
+        self.log = work / "fleet.log"
+        argv = [
+            sys.executable,
+            "-m",
+            self.kind,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--count",
+            str(count),
+            "--prefix",
+            "hollow",
+            "--zones",
+            "az1,az2,az3",
+            "--cpu",
+            "32",
+            "--memory",
+            "256Gi",
+            "--pods",
+            "110",
+            "--lease-duration",
+            str(int(renew * 4)),
+            "--lease-renew",
+            str(renew),
+            "--state-file",
+            str(self.state),
+        ]
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(argv, stdout=fh, stderr=fh, start_new_session=True)
+        self.count = count
+
+    def nodes(self) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            doc = json.loads(self.state.read_text())
+            return len(doc.get("nodes") or ()) if doc.get("ready") else 0
+        return 0
+
+    def grow(self, count: int) -> None:
+        """The agent's fleet adds nodes through its control socket; the stand-in re-reads
+        ``<state>.want`` on SIGUSR1."""
+        if self.kind == "centaurus.agent.hollow":
+            from centaurus.agent.hollow import HollowClient
+
+            sock = json.loads(self.state.read_text())["socket"]
+            HollowClient(sock).add(count - self.count)
+        else:
+            Path(str(self.state) + ".want").write_text(str(count))
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        self.count = count
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log.read_text()[-600:] if self.log.exists() else ""
+            raise RuntimeError(f"hollow fleet ({self.kind}) exited {self.proc.returncode}: {tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def _ready_hollow(api: AsyncClient) -> int:
+    nodes = await api.list("nodes", label_selector="centaurus.io/hollow=true")
+    return sum(
+        1
+        for n in nodes["items"]
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (n.get("status") or {}).get("conditions") or ()
+        )
+    )
+
+
+async def _wait_fleet(api: AsyncClient, fleet: FleetProc, want: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fleet.check()
+        if fleet.nodes() >= want and await _ready_hollow(api) >= want:
+            return
+        await asyncio.sleep(1.0)
+    raise RuntimeError(f"{want} hollow nodes not Ready within {timeout:g} s (fleet has {fleet.nodes()})")
+
+
+# ---- usage ------------------------------------------------------------------------------------
+async def _sample(state_dir: Path, window: float, extra: dict[str, int]) -> dict[str, Any]:
+    u0 = control_plane_usage(state_dir, extra)
+    await asyncio.sleep(window)
+    u1 = control_plane_usage(state_dir, extra)
+    comps = {}
+    for name, c in u1["components"].items():
+        before = u0["components"].get(name, {}).get("cpu_seconds", c["cpu_seconds"])
+        comps[name] = {
+            "cpu_cores": (c["cpu_seconds"] - before) / window,
+            "rss_bytes": c["rss_bytes"],
+            "pss_bytes": c["pss_bytes"],
+        }
+    return {"components": comps, "store_bytes": u1["store_bytes"], "stores": u1["stores"]}
+
+
+def _cpu_total(state_dir: Path) -> float:
+    """CPU seconds of the control plane so far (the fleet is not part of it)."""
+    return float(control_plane_usage(state_dir)["cpu_seconds"])
+
+
+def _point(nodes: int, pods: int, sample: dict[str, Any], fleet: str = "fleet") -> dict[str, Any]:
+    control = {k: v for k, v in sample["components"].items() if k != fleet}
+    return {
+        "nodes": nodes,
+        "pods": pods,
+        "components": control,
+        "fleet": sample["components"].get(fleet),
+        "store_bytes": sample["store_bytes"],
+    }
+
+
+# ---- pods -------------------------------------------------------------------------------------
+def pod_manifest(
+    name: str, scheduler: str = "default-scheduler", selector: dict[str, str] | None = None
+) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "density"}},
+        "spec": {
+            "schedulerName": scheduler,
+            "nodeSelector": selector or HOLLOW,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "pause",
+                    "image": "busybox:1.36",
+                    "command": ["sleep", "3600"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}},
+                }
+            ],
+        },
+    }
+
+
+async def _create_at_rate(
+    api: AsyncClient,
+    items: list[tuple[str, str]],
+    rate: float,
+    measures: dict[str, PodStartupMeasurement] | None = None,
+) -> float:
+    """Open-loop creation at ``rate`` pods/s (0: as fast as 64 in flight allow); achieved rate."""
+    sem = asyncio.Semaphore(64)
+    tasks: list[asyncio.Task[None]] = []
+    errors: list[str] = []
+
+    async def one(ns: str, name: str) -> None:
+        try:
+            for attempt in range(5):
+                try:
+                    await api.create(
+                        "pods",
+                        pod_manifest(name)
+                        if measures is not None
+                        else pod_manifest(name, "density-burst", {"centaurus.io/density-burst": "true"}),
+                        namespace=ns,
+                    )
+                    return
+                except ApiError as exc:
+                    if exc.code == 409 or attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2 * 2**attempt)
+        except (ApiError, OSError, TimeoutError) as exc:
+            errors.append(str(exc))
+        finally:
+            sem.release()
+
+    t0 = time.monotonic()
+    for i, (ns, name) in enumerate(items):
+        if rate > 0:
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await sem.acquire()
+        if measures is not None:
+            measures[ns].created(name)
+        tasks.append(asyncio.create_task(one(ns, name)))
+    await asyncio.gather(*tasks)
+    if errors:
+        raise RuntimeError(f"{len(errors)} pod creates failed, e.g. {errors[0]}")
+    return len(items) / max(1e-9, time.monotonic() - t0)
+
+
+async def _ensure_ns(api: AsyncClient, name: str) -> None:
+    with contextlib.suppress(ApiError):
+        await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+# ---- the run ----------------------------------------------------------------------------------
+async def _settle(api: AsyncClient, timeout: float = 60.0) -> None:
+    """Until the controller instances and the scheduler are working (fresh control plane)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ApiError, OSError):
+            cis = (await api.request("GET", "/api/v1/controllerinstances"))["items"]
+            if cis and not any(c.get("isLocked") for c in cis):
+                return
+        await asyncio.sleep(0.5)
+
+
+def _sched_stats(state_dir: Path) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        doc: dict[str, Any] = json.loads((state_dir / "scheduler-stats.json").read_text())
+        return doc
+    return {}
+
+
+async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitions: int) -> Result:
+    cp = ControlPlane(state_dir)
+    cp.down()
+    _log(f"control plane up ({store} x{partitions}) under {state_dir}")
+    cp.up(store=store, partitions=partitions, port=0)
+    api = AsyncClient.from_kubeconfig(str(cp.kubeconfig), pool=96)
+    sync_api = ApiClient.from_kubeconfig(str(cp.kubeconfig))
+    fleet: FleetProc | None = None
+    measures: dict[str, PodStartupMeasurement] = {}
+    res = Result()
+    details: dict[str, Any] = {"profile": asdict(p), "store": store, "partitions": partitions}
+    try:
+        await _settle(api)
+        # 1. scheduler throughput
+        _log(f"scheduler burst: {p.burst_nodes} node objects, {p.burst_pods} pending pods")
+        burst = await run_burst_wrapper(api, cp.kubeconfig, work, p)
+        details["scheduler_burst"] = burst
+        # 2. hosts
+        points_nodes = [_point(0, 0, await _sample(state_dir, p.window, {}))]
+        sizes = [max(1, p.nodes * k // p.steps) for k in range(1, p.steps + 1)]
+        for k, n in enumerate(sizes):
+            if fleet is None:
+                fleet = FleetProc(cp.kubeconfig, work, n, p.lease_renew)
+                details["fleet"] = fleet.kind
+            else:
+                await asyncio.to_thread(fleet.grow, n)
+            _log(f"hosts: growing the fleet to {n} ({fleet.kind})")
+            await _wait_fleet(api, fleet, n, timeout=120 + n / 20)
+            points_nodes.append(_point(n, 0, await _sample(state_dir, p.window, {"fleet": fleet.proc.pid})))
+            _log(f"hosts: {n} Ready; sampled step {k + 1}/{p.steps}")
+        assert fleet is not None
+        # 3. pods
+        n_ns = max(1, -(-p.pods // p.pods_per_ns))
+        for i in range(n_ns):
+            await _ensure_ns(api, f"density-{i}")
+        await _ensure_ns(api, "density-probe")
+        for i in range(n_ns):
+            measures[f"density-{i}"] = await asyncio.to_thread(
+                PodStartupMeasurement(sync_api, f"density-{i}", kind="hollow").start
+            )
+        probe = ApiProbe(api, "density-probe", p.probe_rate).start()
+        points_pods = [points_nodes[-1]]
+        made = 0
+        rates = []
+        idle_rate = sum(c["cpu_cores"] for c in points_nodes[-1]["components"].values())
+        cpu0, t_cpu0 = _cpu_total(state_dir), time.monotonic()
+        for k in range(1, p.steps + 1):
+            target = p.pods * k // p.steps
+            items = [(f"density-{i // p.pods_per_ns}", f"p-{i}") for i in range(made, target)]
+            _log(f"pods: creating {len(items)} at {p.rate:g}/s (to {target})")
+            rates.append(await _create_at_rate(api, items, p.rate, measures))
+            for ns in {ns for ns, _ in items}:
+                names = [n for s, n in items if s == ns]
+                await asyncio.to_thread(measures[ns].wait, names, 120 + len(names) / 10)
+            made = target
+            points_pods.append(
+                _point(p.nodes, made, await _sample(state_dir, p.window, {"fleet": fleet.proc.pid}))
+            )
+            _log(f"pods: {made} Running; sampled step {k}/{p.steps}")
+        await probe.stop()
+        details["achieved_rates"] = rates
+        busy = _cpu_total(state_dir) - cpu0 - idle_rate * (time.monotonic() - t_cpu0)
+        details["cpu_seconds_per_pod_created"] = max(0.0, busy) / max(1, p.pods)
+        details["scheduler"] = _sched_stats(state_dir)
+        # startup latency over every pod of every namespace
+        per: dict[str, list[float]] = {}
+        for m in measures.values():
+            for s in (await asyncio.to_thread(m.stamps)).values():
+                for t, v in s.transitions().items():
+                    per.setdefault(t, []).append(v)
+            m.stop()
+        labels = {"Nodes": str(p.nodes), "Pods": str(p.pods), "Rate": f"{p.rate:g}/s"}
+        for t, vals in per.items():
+            res.perfdata.append(
+                perfdata(vals, {"Metric": "pod_startup", "Kind": "hollow", "Transition": t, **labels})
+            )
+        res.perfdata += probe.perfdata({"Phase": "density", **labels})
+        _figures(res, p, per, probe, burst, labels)
+        # 4. costs and the projection
+        per_host = scale_model.per_object(points_nodes, "nodes")
+        per_pod = scale_model.per_object(points_pods, "pods")
+        proj = scale_model.extrapolate(
+            per_host, per_pod, measured={"hosts": p.nodes, "pods": p.pods}, partitions=partitions
+        )
+        details.update(
+            growth={"hosts": points_nodes, "pods": points_pods},
+            per_host=per_host,
+            per_pod=per_pod,
+            extrapolation=proj,
+            probe_errors=probe.errors[:5],
+        )
+        _cost_items(res, per_host, per_pod, proj, labels)
+        res.figures.append(
+            Figure(
+                "cpu_seconds_per_pod_created",
+                details["cpu_seconds_per_pod_created"],
+                "s",
+                dict(labels),
+                note="control plane, above its idle rate at the full host count",
+            )
+        )
+        res.details["density"] = details
+        return res
+    finally:
+        for m in measures.values():
+            m.stop()
+        if fleet is not None:
+            fleet.stop()
+        await api.close()
+        sync_api.close()
+        cp.down()
+
+
+async def run_burst_wrapper(api: AsyncClient, kubeconfig: Path, work: Path, p: Profile) -> dict[str, Any]:
+    from centaurus.perf.schedbench import run_burst
+
+    async def create(items: list[tuple[str, str]], rate: float) -> float:
+        return await _create_at_rate(api, items, rate)
+
+    return await run_burst(api, kubeconfig, work, p.burst_nodes, p.burst_pods, create)
+
+
+def _figures(
+    res: Result,
+    p: Profile,
+    per: dict[str, list[float]],
+    probe: ApiProbe,
+    burst: dict[str, Any],
+    labels: dict[str, str],
+) -> None:
+    c2w = per.get("create_to_watch") or []
+    if c2w:
+        res.figures.append(
+            Figure("pod_startup_p99_ms", perfdata(c2w, {})["data"]["Perc99"], "ms", dict(labels))
+        )
+    p99 = probe.p99_mutating()
+    if p99 is not None:
+        res.figures.append(
+            Figure(
+                "api_mutating_p99_ms",
+                p99,
+                "ms",
+                dict(labels),
+                note="create/patch/delete probe while the pods were created",
+            )
+        )
+    if burst.get("pods_per_s"):
+        bl = {"Nodes": str(burst["nodes"]), "Pods": str(burst["pods"])}
+        res.figures.append(Figure("scheduler_throughput", float(burst["pods_per_s"]), "pods/s", bl))
+        res.perfdata.append(
+            {
+                "data": burst["per_second"],
+                "unit": "pods/s",
+                "labels": {"Metric": "scheduling_throughput", **bl},
+            }
+        )
+
+
+def _cost_items(
+    res: Result,
+    per_host: dict[str, Any],
+    per_pod: dict[str, Any],
+    proj: dict[str, Any],
+    labels: dict[str, str],
+) -> None:
+    for per_name, per in (("host", per_host), ("pod", per_pod)):
+        for comp, m in per["components"].items():
+            for metric, unit in (("pss_bytes", "bytes"), ("cpu_cores", "cores")):
+                v = m[metric]["per_object"]
+                res.perfdata.append(
+                    {
+                        "data": {"Perc50": v, "Perc90": v, "Perc99": v, "R2": m[metric]["r2"]},
+                        "unit": unit,
+                        "labels": {
+                            "Metric": "resource_usage",
+                            "Component": comp,
+                            "Resource": metric,
+                            "Per": per_name,
+                            **labels,
+                        },
+                    }
+                )
+        res.figures.append(
+            Figure(f"store_bytes_per_{per_name}", per["store_bytes"]["per_object"], "bytes", dict(labels))
+        )
+        res.figures.append(
+            Figure(
+                f"memory_bytes_per_{per_name}",
+                per["total"]["pss_bytes"],
+                "bytes",
+                dict(labels),
+                note="PSS, summed over the control-plane processes",
+            )
+        )
+    for rid, pr in proj["projections"].items():
+        res.figures.append(
+            Figure(
+                "scale_projection",
+                pr["per_partition"] * pr["partitions_needed"],
+                "objects",
+                {
+                    "requirement": rid,
+                    "bound": pr["bound"],
+                    "partitions_needed": str(pr["partitions_needed"]),
+                    **labels,
+                },
+                note=f"{pr['what']}: {pr['per_partition']:,.0f} per partition x "
+                f"{pr['partitions_needed']} partition(s)",
+            )
+        )
+
+
+def run_density(
+    *,
+    nodes: int | None = None,
+    pods: int | None = None,
+    rate: float | None = None,
+    profile: str = "short",
+    report_dir: Path | None = None,
+    state_dir: Path | None = None,
+    store: str = "sqlite",
+    partitions: int = 1,
+    **overrides: Any,
+) -> Result:
+    base = PROFILES[profile]
+    p = Profile(
+        **{
+            **asdict(base),
+            **{
+                k: v
+                for k, v in {"nodes": nodes, "pods": pods, "rate": rate, **overrides}.items()
+                if v is not None
+            },
+        }
+    )
+    work = Path(tempfile.mkdtemp(prefix="cl-density-"))
+    own_state = state_dir is None
+    sd = Path(state_dir) if state_dir is not None else work / "cp"
+    try:
+        import uvloop
+
+        res = uvloop.run(_density(p, sd, work, store, partitions))
+    finally:
+        if own_state:
+            shutil.rmtree(work, ignore_errors=True)
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "version": "v1",
+            "dataItems": res.perfdata,
+            "figures": [f.as_dict() for f in res.figures],
+            "details": res.details,
+        }
+        (report_dir / "density.json").write_text(json.dumps(doc, indent=1, default=str))
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        prog="centaurus-density", description=__doc__.split("\n\n")[0] if __doc__ else ""
+    )
+    ap.add_argument("--profile", default="short", choices=sorted(PROFILES))
+    ap.add_argument("--nodes", type=int)
+    ap.add_argument("--pods", type=int)
+    ap.add_argument("--rate", type=float)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--burst-nodes", type=int)
+    ap.add_argument("--burst-pods", type=int)
+    ap.add_argument("--store", default="sqlite", choices=("sqlite", "etcd"))
+    ap.add_argument("--partitions", type=int, default=1)
+    ap.add_argument("--report-dir", type=Path, default=Path("reports/out"))
+    ap.add_argument("--state-dir", type=Path)
+    a = ap.parse_args()
+    res = run_density(
+        nodes=a.nodes,
+        pods=a.pods,
+        rate=a.rate,
+        profile=a.profile,
+        report_dir=a.report_dir,
+        state_dir=a.state_dir,
+        store=a.store,
+        partitions=a.partitions,
+        steps=a.steps,
+        burst_nodes=a.burst_nodes,
+        burst_pods=a.burst_pods,
+    )
+    for f in res.figures:
+        print(f"{f.name:28s} {f.value:>16,.1f} {f.unit:8s} {json.dumps(f.labels)}")
+    print(f"PerfData: {a.report_dir / 'density.json'}")
+
+
+if __name__ == "__main__":
+    main()
