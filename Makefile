@@ -10,7 +10,7 @@ LAB ?= netns
 SPEC ?= labs/default.yaml
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap conformance test lint unit integration conformance-ratchet perf perf-api lab-up lab-down clean help
+.PHONY: bootstrap conformance test lint unit integration conformance-ratchet perf perf-api perf-density lab-up lab-down clean help
 
 help:
 	@echo "make conformance   bring up the netns lab with the builtin implementation, run the suite, write $(REPORT_DIR)/"
@@ -49,6 +49,12 @@ perf: bootstrap
 PERF_API_ARGS ?=
 perf-api: bootstrap
 	$(PY) perf/api_bench.py --report-dir $(REPORT_DIR) $(PERF_API_ARGS)
+
+## Density: hollow nodes + pods at a fixed rate, scheduler throughput, per-host/per-pod costs and the
+## SCALE-* projection (full: 10k hollow nodes, 100k pods; PERF_DENSITY_ARGS=--short for the short run).
+PERF_DENSITY_ARGS ?=
+perf-density: bootstrap
+	$(CENT) perf run density --report-dir $(REPORT_DIR) $(PERF_DENSITY_ARGS)
 
 lab-up: bootstrap
 	$(CENT) lab up --spec $(SPEC)
