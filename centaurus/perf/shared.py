@@ -68,3 +68,39 @@ def generator(ctx: Context, name: str, options: dict[str, Any] | None = None) ->
         gens[name] = gen
         ctx.environment.setdefault("trafficgens", []).append(name)
     return gens[name]
+
+
+def target(ctx: Context, spec: str = "builtin", options: dict[str, str] | None = None) -> Any:
+    """The control plane under test (``centaurus.targets``: ``builtin`` or ``kubeconfig=PATH``),
+    up once per campaign, ``down()`` at its end; its components' pids are watched for CPU/memory."""
+    from centaurus.harness.selection import parse_choice
+    from centaurus.targets.base import TargetContext
+
+    key = ("target", spec, tuple(sorted((options or {}).items())))
+    targets = ctx.state.setdefault("targets", {})
+    if key not in targets:
+        choice = parse_choice(spec, "target")
+        opts = {**choice.options, **(options or {})}
+        cls = plugins.load("target", choice.name)
+        handle = cls(choice.arg, opts)
+        state_dir = ctx.work_dir / f"target-{len(targets)}"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        exit_stack(ctx).callback(handle.down)
+        handle.up(TargetContext(state_dir=state_dir, profile="short" if ctx.short else "full", options=opts))
+        targets[key] = handle
+        info: dict[str, Any] = {"name": choice.name}
+        try:
+            desc = handle.describe()
+            info.update({k: v for k, v in desc.items() if k in ("store", "partitions", "version")})
+        except Exception:
+            pass
+        ctx.environment.setdefault("targets", []).append(info)
+        comps = getattr(handle, "components", None)
+        if comps is not None:
+            try:
+                for c in comps():
+                    if c.get("pid"):
+                        ctx.state.setdefault("watch", {})[str(c["name"])] = int(c["pid"])
+            except Exception:
+                pass
+    return targets[key]
