@@ -8,6 +8,7 @@ host a bouncer?" -- from the local caches, without API calls.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from typing import Any
@@ -61,6 +62,9 @@ class Plane:
         self._index("endpoints", "droplet", _spec_field("droplet"))
         #: subnet name -> (pool epoch, pool)
         self.pools: dict[str, tuple[int, SubnetPool]] = {}
+        self._pool_locks: dict[str, asyncio.Lock] = {}
+        #: endpoint uid -> address this instance gave it (a retried Init keeps its address)
+        self.allocated: dict[str, str] = {}
         self.epoch = 0
         #: (droplet, vni) -> signature of the VPC entry pushed; (droplet, vni, cidr) -> net signature
         self.pushed: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -206,36 +210,43 @@ class Plane:
 
     # ---- address pools -----------------------------------------------------------------------
     async def pool_for(self, vpc: Obj, subnet: Obj) -> SubnetPool:
-        """The subnet's pool, rebuilt from a consistent list when this instance (re)gained it."""
+        """The subnet's pool, rebuilt from a consistent list when this instance (re)gained it.
+        One rebuild at a time per subnet, and a rebuild keeps what this instance handed out
+        itself (allocations whose write may still be in flight are in no list yet)."""
         name = M.name(subnet)
-        have = self.pools.get(name)
-        cidr = M.cidr_of(subnet)
-        if have is not None and have[0] == self.epoch and str(have[1].net) == str(cidr):
-            return have[1]
-        used: set[str] = set()
-        try:
-            lst = await self.api.list(
-                "endpoints",
-                tenant="all",
-                group_version=M.GV,
-                label_selector=f"{M.L_SUBNET}={M.md(subnet).get('uid')}",
-            )
-            used |= {str(M.spec(e).get("ip")) for e in lst.get("items") or [] if M.spec(e).get("ip")}
-        except ApiError as exc:
-            log.warning("listing the endpoints of subnet %s failed (%s): using the cache", name, exc)
-        used |= {
-            str(M.spec(e).get("ip")) for e in self.endpoints_of(M.name(vpc), name) if M.spec(e).get("ip")
-        }
-        keep = []
-        for ip in used:
+        lock = self._pool_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            have = self.pools.get(name)
+            cidr = M.cidr_of(subnet)
+            same = have is not None and str(have[1].net) == str(cidr)
+            if have is not None and same and have[0] == self.epoch:
+                return have[1]
+            used: set[str] = set()
             try:
-                if ipaddress.IPv4Address(ip) in cidr:
-                    keep.append(ip)
-            except ValueError:
-                continue
-        pool = SubnetPool(str(cidr), keep)
-        self.pools[name] = (self.epoch, pool)
-        return pool
+                lst = await self.api.list(
+                    "endpoints",
+                    tenant="all",
+                    group_version=M.GV,
+                    label_selector=f"{M.L_SUBNET}={M.md(subnet).get('uid')}",
+                )
+                used |= {str(M.spec(e).get("ip")) for e in lst.get("items") or [] if M.spec(e).get("ip")}
+            except ApiError as exc:
+                log.warning("listing the endpoints of subnet %s failed (%s): using the cache", name, exc)
+            used |= {
+                str(M.spec(e).get("ip")) for e in self.endpoints_of(M.name(vpc), name) if M.spec(e).get("ip")
+            }
+            if have is not None and same:
+                used |= {str(ipaddress.IPv4Address(n)) for n in have[1].used}
+            keep = []
+            for ip in used:
+                try:
+                    if ipaddress.IPv4Address(ip) in cidr:
+                        keep.append(ip)
+                except ValueError:
+                    continue
+            pool = SubnetPool(str(cidr), keep, have[1].cursor if have is not None and same else 0)
+            self.pools[name] = (self.epoch, pool)
+            return pool
 
     def new_epoch(self) -> None:
         """Ring change: pools and push records may be stale (another instance worked meanwhile)."""

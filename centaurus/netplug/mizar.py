@@ -307,7 +307,7 @@ class MizarHook:
             "endpoint_ms": (t2 - t1) * 1e3,
             "address_ms": (t3 - t2) * 1e3,
         }
-        return res
+        return PodNetResult(**{**res.__dict__, "extra": {**res.extra, "timings": dict(self.timings)}})
 
     def _plumb(self, res: PodNetResult) -> None:
         """(worker thread) netns + veth, XDP_PASS and no TX checksum offload on eth0."""

@@ -84,6 +84,12 @@ class MizarOperator(Controller):
         self.plane.new_epoch()
         super().resync()
 
+    async def run(self) -> None:
+        """Reconcile only once EVERY cache of the plane is synced: a step that reads a half-filled
+        cache would take a droplet for gone (and re-place its bouncers) or a subnet for empty."""
+        await asyncio.gather(*(inf.wait_synced() for inf in self.plane.inf.values()))
+        await super().run()
+
     async def _report_workload(self) -> None:
         """All operators share one controller type: one of them reports the instance's total."""
         m = self.ctx.membership
@@ -210,6 +216,10 @@ class MizarOperator(Controller):
             if self.respec_phase and observed and gen > observed:
                 obj = await self.write(obj, phase=self.respec_phase, status={"observedGeneration": gen})
             else:
+                if M.status(obj).get("operator") != self.plane.instance:
+                    # the hash ring moved this VPC here: say who owns it now (one write per object
+                    # of the moved share -- what NET-7's moved fraction counts)
+                    obj = await self.write(obj, status={})
                 return await self.maintain(obj)
         elif ph == M.FAILED:
             if gen <= observed:

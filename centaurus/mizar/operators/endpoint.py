@@ -116,7 +116,10 @@ class EndpointOperator(MizarOperator):
                     )
                 pool.reserve(ip)  # already there when this endpoint asked for it before a restart
             else:
-                ip = pool.allocate()
+                uid = str(M.md(obj).get("uid"))
+                ip = self.plane.allocated.get(uid) or pool.allocate()
+                pool.reserve(ip)
+                self.plane.allocated[uid] = ip
         except (NetworkError, ValueError) as exc:
             return P.fail(str(exc))
         targets = [
@@ -146,6 +149,7 @@ class EndpointOperator(MizarOperator):
     # ---- Programming -----------------------------------------------------------------------------
     async def program(self, obj: Obj) -> P.Outcome:
         s, st = M.spec(obj), M.status(obj)
+        self.plane.allocated.pop(str(M.md(obj).get("uid")), None)  # recorded on the object now
         vpc = self.plane.get("vpcs", str(s.get("vpc")))
         subnet = self.plane.get("subnets", str(s.get("net")))
         if vpc is None or subnet is None:
@@ -197,6 +201,7 @@ class EndpointOperator(MizarOperator):
     async def finalize(self, obj: Obj) -> float | None:
         s, st = M.spec(obj), M.status(obj)
         vni, ip = int(st.get("vni") or 0), str(s.get("ip") or st.get("ip") or "")
+        self.plane.allocated.pop(str(M.md(obj).get("uid")), None)
         if vni and ip:
             hosts = list(
                 dict.fromkeys(
