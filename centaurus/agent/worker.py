@@ -40,6 +40,8 @@ PERMANENT = {
     "NotSupported",
     "InvalidNetwork",
 }
+NETWORK_TIMEOUT = 60.0
+RUNTIME_TIMEOUT = 180.0  # a cold VM boot on a loaded 2-core TCG host stays well below this
 RESET_AFTER = 600.0  # a container that ran this long starts its back-off afresh
 
 
@@ -171,11 +173,11 @@ class PodWorker:
         try:
             if self.net is None:
                 t0 = time.monotonic()
-                self.net = await mgr.network_for(self)
+                self.net = await asyncio.wait_for(mgr.network_for(self), NETWORK_TIMEOUT)
                 self.phases["network"] = time.monotonic() - t0
             spec = podspec.sandbox_spec(self.pod, mgr.cfg.node_name, self.net, mgr.cfg.host_ip, mgr.log_root)
             t0 = time.monotonic()
-            self.sandbox = await self.runtime.start(spec)
+            self.sandbox = await asyncio.wait_for(self.runtime.start(spec), RUNTIME_TIMEOUT)
             self.phases["runtime"] = time.monotonic() - t0
             self.start_error = None
             self._start_failures = 0
@@ -184,11 +186,15 @@ class PodWorker:
             self._start_failed(exc.reason, exc.message)
         except NetworkError as exc:
             self._start_failed(exc.reason, str(exc), network=True)
+        except TimeoutError:
+            what = "network setup" if self.net is None else "runtime start"
+            self._start_failed("StartTimeout", f"{what} did not finish in time", network=self.net is None)
         finally:
             pending_note.cancel()
 
     def _start_failed(self, reason: str, message: str, network: bool = False) -> None:
         self.start_error = (reason, message)
+        log.warning("pod %s/%s/%s did not start: %s: %s", *self.key, reason, message)
         self.mgr.events.pod_event(self.pod, "Warning", reason if reason in PERMANENT else "Failed", message)
         if reason in PERMANENT:
             self.failed = (reason, message)

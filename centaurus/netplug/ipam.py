@@ -53,12 +53,15 @@ class Pool:
 
 def node_cidr(cluster_cidr: str, index: int, prefix_len: int = 24) -> str:
     """The ``index``-th subnet of ``cluster_cidr`` (index 0 is skipped: it holds the cluster's own
-    network address and is easy to confuse with it)."""
+    network address and is easy to confuse with it). Arithmetic, not enumeration: hollow fleets ask
+    for the 10,000th."""
     net = ipaddress.ip_network(cluster_cidr, strict=False)
-    subnets = net.subnets(new_prefix=prefix_len)
-    for i, sub in enumerate(subnets):
-        if i == index + 1:
-            return str(sub)
-    raise NetworkError(
-        f"cluster CIDR {cluster_cidr} has no subnet #{index + 1} of /{prefix_len}", "InvalidPodCIDR"
-    )
+    if prefix_len < net.prefixlen or index < 0:
+        raise NetworkError(f"cannot carve /{prefix_len} subnets out of {cluster_cidr}", "InvalidPodCIDR")
+    count = 1 << (prefix_len - net.prefixlen)
+    if index + 1 >= count:
+        raise NetworkError(f"cluster CIDR {cluster_cidr} has no subnet #{index + 1} of /{prefix_len}",
+                           "InvalidPodCIDR")
+    step = 1 << (net.max_prefixlen - prefix_len)
+    first = int(net.network_address) + (index + 1) * step
+    return f"{ipaddress.ip_address(first)}/{prefix_len}"
