@@ -86,6 +86,7 @@ class ThresholdSpec:
     requirement: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    full_only: bool = False  # a figure the short run does not produce (not judged there)
 
 
 @dataclass
@@ -190,6 +191,7 @@ def parse(doc: Any, path: Path, *, check_methods: bool = True) -> Campaign:
             str(raw.get("requirement", "")),
             {str(k): str(v) for k, v in _mapping(raw.get("labels"), path, f"{where}.labels").items()},
             str(raw.get("source", "")),
+            bool(raw.get("full_only", False)),
         )
         if not t.figure:
             raise _err(path, f"{where}.figure", "required")

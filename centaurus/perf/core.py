@@ -29,7 +29,8 @@ BUILTIN: dict[str, str] = {
     "resource-usage": "centaurus.perf.measurements.resource_usage:ResourceUsage",
     "api-latency": "centaurus.perf.measurements.api_latency:ApiLatency",
     "pod-density": "centaurus.perf.measurements.density:PodDensity",
-    "trex-packet-rate": "centaurus.perf.measurements.trex_rate:TrexPacketRate",
+    "pod-startup": "centaurus.perf.measurements.startup:PodStartup",
+    "provisioning": "centaurus.perf.measurements.provisioning:Provisioning",
 }
 
 

@@ -70,13 +70,16 @@ def generator(ctx: Context, name: str, options: dict[str, Any] | None = None) ->
     return gens[name]
 
 
-def target(ctx: Context, spec: str = "builtin", options: dict[str, str] | None = None) -> Any:
+def target(
+    ctx: Context, spec: str = "builtin", options: dict[str, str] | None = None, lab: Any = None
+) -> Any:
     """The control plane under test (``centaurus.targets``: ``builtin`` or ``kubeconfig=PATH``),
-    up once per campaign, ``down()`` at its end; its components' pids are watched for CPU/memory."""
+    up once per campaign (with ``lab``: its node components on the lab's droplets), ``down()`` at
+    its end; its components' pids are watched for CPU/memory."""
     from centaurus.harness.selection import parse_choice
     from centaurus.targets.base import TargetContext
 
-    key = ("target", spec, tuple(sorted((options or {}).items())))
+    key = ("target", spec, tuple(sorted((options or {}).items())), id(lab))
     targets = ctx.state.setdefault("targets", {})
     if key not in targets:
         choice = parse_choice(spec, "target")
@@ -86,7 +89,11 @@ def target(ctx: Context, spec: str = "builtin", options: dict[str, str] | None =
         state_dir = ctx.work_dir / f"target-{len(targets)}"
         state_dir.mkdir(parents=True, exist_ok=True)
         exit_stack(ctx).callback(handle.down)
-        handle.up(TargetContext(state_dir=state_dir, profile="short" if ctx.short else "full", options=opts))
+        handle.up(
+            TargetContext(
+                state_dir=state_dir, lab=lab, profile="short" if ctx.short else "full", options=opts
+            )
+        )
         targets[key] = handle
         info: dict[str, Any] = {"name": choice.name}
         try:
