@@ -28,12 +28,21 @@ def test_figures_per_pair_worst_groups_errors_and_store_reference() -> None:
     rows += [("get pods", 3.0, True, t0 + i * 0.1) for i in range(50)] + [("get pods", 0.0, False, t0 + 1)]
     rows += [("list pods", 300.0, True, t0 + i * 0.1) for i in range(50)]
     rows += [("watch pods", 15.0, True, t0 + i * 0.1) for i in range(50)]
-    ref = [{"data": {"Perc50": 0.1, "Perc90": 0.2, "Perc99": 0.5}, "unit": "ms",
-            "labels": {"Metric": "store_latency", "Verb": v}} for v in ("create", "get", "update", "list")]
+    ref = [
+        {
+            "data": {"Perc50": 0.1, "Perc90": 0.2, "Perc99": 0.5},
+            "unit": "ms",
+            "labels": {"Metric": "store_latency", "Verb": v},
+        }
+        for v in ("create", "get", "update", "list")
+    ]
     res = ApiLatency()._figures(rows, ref, t0, 60.0, 5.0, 100.0, "sqlite", 3, 10)
     figs = {(f.name, f.labels.get("resource", ""), f.labels.get("verb", "")): f for f in res.figures}
     assert figs["api_p99_ms", "pods", "create"].value == 22.0
-    assert figs["api_p99_ms", "pods", "create"].reference == {"name": "raw sqlite store create", "p99_ms": 0.5}
+    assert figs["api_p99_ms", "pods", "create"].reference == {
+        "name": "raw sqlite store create",
+        "p99_ms": 0.5,
+    }
     assert figs["api_p99_ms", "configmaps", "patch"].reference["name"] == "raw sqlite store update"
     assert figs["api_mutating_p99_worst", "configmaps", "patch"].value == 40.0
     assert figs["api_get_p99_worst", "pods", "get"].value == 3.0
