@@ -204,6 +204,10 @@ class PodManager:
             if pod is None:
                 log.info("removing orphan sandbox %s", uid)
                 await rt.remove(sb)
+                if uid in nets:
+                    with contextlib.suppress(NetworkError):
+                        await self.hook.teardown(uid)
+                    self._net_uids.discard(uid)
                 continue
             w = PodWorker(self, pod, rt)  # a terminating pod gets its worker too: it finishes it
             w.sandbox, w.net = sb, nets.get(uid)

@@ -237,16 +237,7 @@ class AgentServer:
 
         async def start(opts: remotecommand.ExecOptions) -> ExecSession:
             assert w.sandbox is not None
-            chunks = w.runtime.logs(w.sandbox, container, follow=True, tail_lines=0)
-
-            def code() -> int:
-                for cs in w.statuses:
-                    if cs.name == container and cs.exit_code is not None:
-                        return int(cs.exit_code)
-                return 0
-
-            session: ExecSession = remotecommand.LogAttach(chunks, code)
-            return session
+            return await w.runtime.attach(w.sandbox, container)
 
         return await self._remote(request, start, attach=True)
 

@@ -181,9 +181,10 @@ async def serve_websocket(request: web.Request, dial: Dial) -> web.WebSocketResp
 
     closer = asyncio.ensure_future(close_when_done())
     async for frame in ws:
-        if frame.type != WSMsgType.BINARY or not frame.data:
+        if frame.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not frame.data:
             continue
-        ch, payload = frame.data[0], bytes(frame.data[1:])
+        raw = bytes(frame.data) if frame.type == WSMsgType.BINARY else str(frame.data).encode()
+        ch, payload = raw[0], raw[1:]
         w = writers.get(ch // 2) if ch % 2 == 0 else None
         if w is not None and payload:
             w.write(payload)

@@ -160,6 +160,10 @@ async def serve_websocket(request: web.Request, opts: ExecOptions, start: Starte
                 data = bytes(msg.data)
             elif msg.type == WSMsgType.TEXT and b64 and msg.data:
                 data = bytes([ord(msg.data[0]) - 48]) + base64.b64decode(msg.data[1:])
+            elif msg.type == WSMsgType.TEXT:
+                # the python client sends str stdin as text frames; Go's server reads any frame
+                # type as bytes, and so do we
+                data = str(msg.data).encode()
             else:
                 continue
             if not data:
@@ -274,38 +278,3 @@ async def _close_all(session: spdy.Session, streams: dict[str, spdy.Stream]) -> 
     for st in streams.values():
         await st.close()
     await session.close()
-
-
-class LogAttach:
-    """``attach`` to a container whose stdio is a log file: its output, followed live, read-only
-    (the workload's stdin is not connected to anything)."""
-
-    stdin: asyncio.StreamWriter | None = None
-    stderr: asyncio.StreamReader | None = None
-    tty = False
-
-    def __init__(self, chunks: Any, code: Callable[[], int]) -> None:
-        self.stdout = asyncio.StreamReader()
-        self._code = code
-        self._task = asyncio.ensure_future(self._feed(chunks))
-
-    async def _feed(self, chunks: Any) -> None:
-        try:
-            async for c in chunks:
-                self.stdout.feed_data(c)
-        finally:
-            self.stdout.feed_eof()
-
-    async def wait(self) -> int:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        return self._code()
-
-    async def resize(self, cols: int, rows: int) -> None:
-        return None
-
-    async def close_stdin(self) -> None:
-        return None
-
-    async def kill(self) -> None:
-        self._task.cancel()
