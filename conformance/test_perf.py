@@ -38,6 +38,14 @@ def cm(name: str, size: int = 64) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": "x" * size}}
 
 
+def deployment(name: str) -> dict[str, Any]:
+    """A deployment with no replicas: its create/patch/delete are API calls, no pods follow."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": container_pod(name)["spec"]}}}
+
+
 def timed(samples: list[float], fn: Any, *args: Any, **kw: Any) -> Any:
     t0 = time.perf_counter()
     out = fn(*args, **kw)
@@ -64,9 +72,11 @@ def record_all(record_measurement: Any, record_perfdata: Any, req: str, metric: 
 @pytest.mark.requirement("PERF-API-1")
 def test_mutating_api_latency_under_sustained_load(target: Any, namespace: str, profile: Any,
                                                    record_measurement: Any, record_perfdata: Any) -> None:
-    """Several clients mutate configmaps (create, update, patch, delete) and pods (create, patch,
-    delete) for a sustained period; the p99 latency of each (resource, verb) must stay below 1 s.
-    Pods need no node here: the write path is what is measured."""
+    """Several clients mutate configmaps (create, update, patch, delete), pods and deployments
+    (create, patch, delete) for a sustained period; the p99 latency of each (resource, verb) must
+    stay below 1 s. Pods need no node here and deployments have no replicas: the write path is
+    what is measured. (The campaign `centaurus perf run api-latency` adds tenants, watchers, lists
+    and the SLI's 5-minute windows at a fixed offered rate; docs/perf.md.)"""
     duration, workers = profile.pick(6.0, 60.0), profile.pick(4, 16)
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     errors: list[str] = []
@@ -94,6 +104,14 @@ def test_mutating_api_latency_under_sustained_load(target: Any, namespace: str, 
                     timed(local["pods", "patch"], client.patch, "pods", pod,
                           {"metadata": {"labels": {"x": "y"}}}, namespace=namespace)
                     timed(local["pods", "delete"], client.delete, "pods", pod, namespace=namespace)
+                if n % 4 == 2:
+                    dep = unique(f"ld{i}")
+                    timed(local["deployments", "create"], client.create, "deployments", deployment(dep),
+                          namespace=namespace)
+                    timed(local["deployments", "patch"], client.patch, "deployments", dep,
+                          {"metadata": {"labels": {"x": "y"}}}, namespace=namespace)
+                    timed(local["deployments", "delete"], client.delete, "deployments", dep,
+                          namespace=namespace)
                 n += 1
         except (ApiError, OSError, Exception) as exc:
             errors.append(f"worker {i}: {exc}")

@@ -114,7 +114,8 @@ def series_plot(doc: dict[str, Any]) -> str:
     for ax in (ax1, ax2):
         ax.set_xlabel("seconds")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6.5)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6.5)
     fig.suptitle("CPU and memory over time", fontsize=10)
     return _img("CPU and memory over time", _png(fig), f"{len(series)} series")
 

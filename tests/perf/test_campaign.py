@@ -149,9 +149,13 @@ def test_report_section_shows_figures_thresholds_and_plots(tmp_path: Path) -> No
     from centaurus.reports.render import render_html
 
     assert campaigns_html(tmp_path) == ""
-    doc = {"name": "demo", "steps": [{"measurements": [{"identifier": "f", "method": "fixed",
-                                                        "params": {"figures": {"speed": 0.7}}}]}],
-           "thresholds": [{"figure": "speed", "requirement": "PERF-NET-1"}]}
+    doc = {
+        "name": "demo",
+        "steps": [
+            {"measurements": [{"identifier": "f", "method": "fixed", "params": {"figures": {"speed": 0.7}}}]}
+        ],
+        "thresholds": [{"figure": "speed", "requirement": "PERF-NET-1"}],
+    }
     out = tmp_path / "out"
     runner.run(cmod.load(write(tmp_path, doc)), short=False, report_dir=out)
     html = campaigns_html(out)
@@ -159,3 +163,53 @@ def test_report_section_shows_figures_thresholds_and_plots(tmp_path: Path) -> No
     assert html.count("data:image/png;base64,") >= 3  # latency CDF + percentiles + CPU/memory over time
     page = render_html(out, {}).read_text()
     assert "Performance campaigns" in page and "campaign-demo" in page
+
+
+def test_cli_lists_campaigns_and_refuses_bad_input(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from centaurus.cli.main import app
+
+    r = CliRunner().invoke(app, ["perf", "list"])
+    assert r.exit_code == 0 and "packet-rate" in r.output and "api-latency" in r.output
+    r = CliRunner().invoke(app, ["perf", "run", "no-such-campaign"])
+    assert r.exit_code == 1 and "no such campaign" in r.output
+    r = CliRunner().invoke(app, ["perf", "run"])
+    assert r.exit_code == 1 and "--all" in r.output
+    r = CliRunner().invoke(app, ["perf", "run", "packet-rate", "--set", "nodot=1"])
+    assert r.exit_code == 1 and "IDENTIFIER.param=value" in r.output
+
+
+def test_cli_runs_a_campaign_and_exits_1_on_errors_and_with_strict(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from centaurus.cli.main import app
+
+    ok = write(
+        tmp_path,
+        {
+            "name": "ok",
+            "steps": [
+                {
+                    "measurements": [
+                        {"identifier": "f", "method": "fixed", "params": {"figures": {"speed": 0.7}}}
+                    ]
+                }
+            ],
+            "thresholds": [{"figure": "speed", "op": ">=", "value": 0.8}],
+        },
+    )
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["perf", "run", str(ok), "--report-dir", str(out)])
+    assert r.exit_code == 0, r.output  # a missed threshold is reported, not an error
+    r = CliRunner().invoke(app, ["perf", "run", str(ok), "--report-dir", str(out), "--strict"])
+    assert r.exit_code == 1
+    r = CliRunner().invoke(
+        app, ["perf", "run", str(ok), "--report-dir", str(out), "--set", "f.figures={speed: 0.9}", "--strict"]
+    )
+    assert r.exit_code == 0, r.output
+    bad = write(
+        tmp_path, {"name": "bad", "steps": [{"measurements": [{"identifier": "x", "method": "broken"}]}]}
+    )
+    r = CliRunner().invoke(app, ["perf", "run", str(bad), "--report-dir", str(out)])
+    assert r.exit_code == 1 and (out / "perf" / "bad.json").exists() and (out / "report.html").exists()
