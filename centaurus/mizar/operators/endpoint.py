@@ -137,6 +137,7 @@ class EndpointOperator(MizarOperator):
                 "cidr": str(cidr),
                 "targets": targets,
                 "hostIp": self.plane.droplet_ip(droplet),
+                "allocatedAt": M.now_ts(),
             },
             spec={"ip": ip} if s.get("ip") != ip else None,
             labels={

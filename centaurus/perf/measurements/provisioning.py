@@ -79,10 +79,18 @@ class CaseResult:
     clean_after_delete: bool = False
     failed: list[str] = field(default_factory=list)
     ping_ok: bool | None = None
+    #: where the time goes (hollow): create -> address allocated and recorded (operator's first
+    #: write), -> programmed and Provisioned (second write), -> seen by the watcher
+    breakdown: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         d = {
-            k: v for k, v in asdict(self).items() if k not in ("latency_ms", "setup_ms", "hosts_per_endpoint")
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("latency_ms", "setup_ms", "hosts_per_endpoint", "breakdown")
+        }
+        d["breakdown_p50_p99_ms"] = {
+            k: [round(percentile(v, 50), 1), round(percentile(v, 99), 1)] for k, v in self.breakdown.items()
         }
         d.update(
             p50_ms=percentile(self.latency_ms, 50),
@@ -384,6 +392,16 @@ class ProvisioningBench:
             watch.cancel()
             res.latency_ms = [(seen[k] - created[k]) * 1e3 for k in created if k in seen]
             eps = (await api.list("endpoints", namespace=ns, tenant=M.SYSTEM, group_version=M.GV))["items"]
+            for e in eps:
+                nm, st = M.name(e), M.status(e)
+                alloc, prov = M.parse_ts(st.get("allocatedAt")), M.parse_ts(st.get("provisionedAt"))
+                if nm in created and nm in seen and alloc and prov:
+                    for k, v in (
+                        ("create_to_allocated", alloc - created[nm]),
+                        ("allocated_to_provisioned", prov - alloc),
+                        ("provisioned_to_seen", seen[nm] - prov),
+                    ):
+                        res.breakdown.setdefault(k, []).append(v * 1e3)
             keys = [[int(M.status(e).get("vni") or 0), str(M.spec(e).get("ip"))] for e in eps]
             rep = await hollow.report(sock, {"keys": keys, "calls": True})
             res.hosts_per_endpoint = [len(v) for v in rep["holders"].values()]
