@@ -4,9 +4,8 @@ the deployment the lab describes.
 * the default network template: ``mizar`` when the lab runs the Mizar XDP dataplane, else
   ``flat`` (the kernel baseline the agents use there); the system tenant's default Network,
   created by the tenant controller before any template existed, takes the template's type;
-* Droplet objects for the lab's droplets (their transit daemons' addresses) -- the same objects
-  the node agents' ``mizar`` network hook registers; whoever comes first creates them, the
-  other finds them equal;
+* (droplets are NOT registered here: each node agent's ``mizar`` network hook registers its own
+  droplet when it starts, as Mizar's per-node daemon does);
 * capabilities ``networks`` (always) and ``mizar`` (Mizar dataplane).
 """
 
@@ -61,24 +60,6 @@ def _retype_system_default(api: Any, typ: str, timeout: float = 30.0) -> None:
         api.patch("networks", "default", {"spec": {"type": typ}}, tenant=M.SYSTEM, group_version=M.NETWORK_GV)
 
 
-def _register_droplets(api: Any, lab: Any) -> None:
-    for h in lab.hosts("droplet"):
-        d = lab.droplet(h.name)
-        if not d.transitd:
-            continue
-        body = {
-            "apiVersion": M.GV,
-            "kind": "Droplet",
-            "metadata": {"name": d.name, "labels": {"kubernetes.io/hostname": d.name}},
-            "spec": {"ip": d.ip, "mac": d.mac, "transitd": d.transitd, "itf": d.ifname, "zone": h.zone or ""},
-        }
-        try:
-            api.create("droplets", body, namespace=M.MIZAR_NS, group_version=M.GV)
-        except ApiError as exc:
-            if exc.code != 409:
-                raise
-
-
 def node_hook(target: Any, ctx: Any) -> None:
     api = target.client()
     lab = ctx.lab
@@ -87,7 +68,6 @@ def node_hook(target: Any, ctx: Any) -> None:
     _put_template(api, typ)
     _retype_system_default(api, typ)
     if mizar:
-        _register_droplets(api, lab)
         target.add_capability("networks", "mizar")
     else:
         target.add_capability("networks")
