@@ -12,6 +12,9 @@
  *   tg_push / tg_pop  like tg_forward, but push a fixed 66-byte outer header (tg_hdr[0]) or
  *              pop 66 bytes first: the floor of any Geneve overlay over the same hops --
  *              encapsulation alone, no lookup, no validation
+ *   tg_sink_match  tg_sink counting only Ethernet/IPv4(no options)/UDP frames to destination port
+ *              tg_match[0] (network order): a low-rate receiver that stray ARP/ND frames
+ *              do not disturb (everything is dropped either way)
  *   tg_gen_mf  tg_gen for several flows: rewrites the UDP source port of an Ethernet/IPv4
  *              (no options)/UDP frame to base + (n mod flows), n counting per CPU, so RSS,
  *              flow hashing and per-flow caches downstream see tg_flow[0].flows flows
@@ -161,6 +164,27 @@ SEC("xdp")
 int tg_sink(struct xdp_md *ctx)
 {
 	tg_count(ctx);
+	return XDP_DROP;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tg_match SEC(".maps");
+
+SEC("xdp")
+int tg_sink_match(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 *p = data;
+	__u32 zero = 0, *port = bpf_map_lookup_elem(&tg_match, &zero);
+
+	if (port && data + 38 <= data_end && p[12] == 0x08 && p[13] == 0x00 && p[14] == 0x45 && p[23] == 17 &&
+	    *(__u16 *)(p + 36) == (__u16)*port)
+		tg_count(ctx);
 	return XDP_DROP;
 }
 

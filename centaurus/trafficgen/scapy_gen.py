@@ -16,10 +16,12 @@ from typing import Any
 from centaurus.trafficgen.base import GeneratorUnavailable, Trial, TrialResult
 from centaurus.trafficgen.frames import udp_frame
 
+DPORT = 9  # discard: what the receiver counts (other frames arriving there are not ours)
+
 
 class _Endpoints:
     def __init__(self, lab: Any, src: str, dst: str) -> None:
-        from scapy.config import conf
+        import socket
 
         from centaurus.bpf import maps as M
         from centaurus.bpf.netns import in_netns
@@ -31,15 +33,23 @@ class _Endpoints:
             raise RuntimeError(f"{src} cannot reach {dst} ({self.r.ip}): nothing to send over")
         kernel = getattr(lab.dataplane, "name", "") == "bridge-vxlan"
         self.dst_mac = self.r.mac if kernel else M.GW_MAC
-        self.sock = in_netns(self.s.netns, lambda: conf.L2socket(iface="eth0"))
+
+        def open_socket() -> socket.socket:
+            # created and bound inside the endpoint's namespace, which it keeps (scapy's own
+            # L2Socket resolves interfaces in the caller's namespace, so it is not used here)
+            sk = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            sk.bind(("eth0", 0))
+            return sk
+
+        self.sock = in_netns(self.s.netns, open_socket)
         try:
-            self.receiver = Receiver(self.r.netns, "eth0")
+            self.receiver = Receiver(self.r.netns, "eth0", udp_dport=DPORT)
         except BaseException:
             self.sock.close()
             raise
 
     def frame(self, size: int, sport: int) -> bytes:
-        return udp_frame(size, self.s.mac, self.dst_mac, self.s.ip, self.r.ip, sport=sport)
+        return udp_frame(size, self.s.mac, self.dst_mac, self.s.ip, self.r.ip, sport=sport, dport=DPORT)
 
     def close(self) -> None:
         self.receiver.close()
@@ -71,24 +81,20 @@ class ScapyGenerator:
             self._paths[key] = _Endpoints(path["lab"], str(path["src"]), str(path["dst"]))
         return self._paths[key]
 
-    def send(self, path: dict[str, Any], packets: list[bytes], settle_s: float = 0.2) -> int:
-        """Send these raw frames (e.g. malformed ones built with scapy) from ``src``; return how
-        many arrived at ``dst``'s eth0."""
-        from scapy.packet import Raw
-
+    def send(self, path: dict[str, Any], packets: list[Any], settle_s: float = 0.2) -> int:
+        """Send these frames (scapy packets or raw bytes, malformed ones welcome) from ``src``;
+        return how many IPv4/UDP frames to port 9 arrived at ``dst``'s eth0."""
         ep = self._ep(path)
         before = ep.receiver.counts()[0]
         for p in packets:
-            ep.sock.send(Raw(p))
+            ep.sock.send(bytes(p))
         time.sleep(settle_s)
         return ep.receiver.counts()[0] - before
 
     def run_trial(self, path: dict[str, Any], trial: Trial) -> TrialResult:
-        from scapy.packet import Raw
-
         ep = self._ep(path)
         rate = min(trial.rate_pps or self.max_pps, self.max_pps)
-        frames = [Raw(ep.frame(trial.frame_size, 40000 + i)) for i in range(max(1, trial.flows))]
+        frames = [ep.frame(trial.frame_size, 40000 + i) for i in range(max(1, trial.flows))]
         total = max(1, int(rate * trial.duration_s))
         before = ep.receiver.counts()[0]
         t0 = time.perf_counter()

@@ -116,7 +116,11 @@ class Receiver:
     """``tg_sink`` on ``ifname``: counts, then drops. The program found there before (e.g. a
     lab's XDP_PASS that keeps redirects deliverable) is put back on :meth:`close`."""
 
-    def __init__(self, netns: str | None, ifname: str, *, restore: bool = True) -> None:
+    def __init__(self, netns: str | None, ifname: str, *, restore: bool = True, udp_dport: int = 0) -> None:
+        """``udp_dport``: count only IPv4/UDP frames to that port (``tg_sink_match``), for
+        low-rate trials where a stray ARP or ND frame would show."""
+        import socket
+
         from centaurus.bpf import xdp
         from centaurus.bpf.obj import BpfObject, object_path
 
@@ -124,7 +128,11 @@ class Receiver:
         self.saved_fd = xdp.attached_prog_fd(ifname, netns=netns) if restore else None
         self.obj = BpfObject(object_path("trafficgen"))
         self.rx = self.obj.map("tg_rx")
-        xdp.attach(ifname, self.obj.program("tg_sink").fd, netns=netns)
+        prog = "tg_sink"
+        if udp_dport:
+            self.obj.map("tg_match").update(0, socket.htons(udp_dport))
+            prog = "tg_sink_match"
+        xdp.attach(ifname, self.obj.program(prog).fd, netns=netns)
 
     def counts(self) -> tuple[int, int]:
         return self.rx.sum_percpu(TG_RX_PACKETS), self.rx.sum_percpu(TG_RX_BYTES)
