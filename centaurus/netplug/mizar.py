@@ -283,9 +283,9 @@ class MizarHook:
         try:
             if have is None or not nsops.exists(str(res.extra["netns"])):
                 await self.worker.call(lambda: self._plumb(res))
-            t1 = time.perf_counter()
+            t1, w1 = time.perf_counter(), time.time()
             ep = await self._endpoint(pod, res)
-            t2 = time.perf_counter()
+            t2, w2 = time.perf_counter(), time.time()
             ip, prefix, gateway = (
                 str(M.spec(ep)["ip"]),
                 int(M.status(ep)["prefix"]),
@@ -306,6 +306,8 @@ class MizarHook:
             "plumb_ms": (t1 - t0) * 1e3,
             "endpoint_ms": (t2 - t1) * 1e3,
             "address_ms": (t3 - t2) * 1e3,
+            "endpoint_created_at": w1,  # wall clock: compared with the operator's status stamps
+            "endpoint_seen_at": w2,
         }
         return PodNetResult(**{**res.__dict__, "extra": {**res.extra, "timings": dict(self.timings)}})
 

@@ -205,6 +205,7 @@ class ProvisioningBench:
             await _wait(ready, 60, f"network {net} Ready")
             mark = await _calls_mark(lab, names)
             pods: list[tuple[str, str, str]] = []  # (droplet, name, uid)
+            stamps: dict[str, tuple[float, float]] = {}  # pod -> (endpoint created, seen Provisioned)
 
             async def one(i: int) -> None:
                 d = names[i % n]
@@ -229,6 +230,7 @@ class ProvisioningBench:
                     res.failed.append(f"{name}: {exc}")
                     return
                 t = out.extra["timings"]
+                stamps[name] = (float(t["endpoint_created_at"]), float(t["endpoint_seen_at"]))
                 res.latency_ms.append(float(t["endpoint_ms"]))
                 res.setup_ms.append(float(t["plumb_ms"]) + float(t["endpoint_ms"]) + float(t["address_ms"]))
 
@@ -245,6 +247,17 @@ class ProvisioningBench:
                 for e in eps["items"]
                 if M.name(e).startswith(f"{net}-")
             }
+            for e in eps["items"]:
+                st = M.status(e)
+                alloc, prov = M.parse_ts(st.get("allocatedAt")), M.parse_ts(st.get("provisionedAt"))
+                t = stamps.get(M.name(e))
+                if t and alloc and prov:
+                    for k, v in (
+                        ("create_to_allocated", alloc - t[0]),
+                        ("allocated_to_provisioned", prov - alloc),
+                        ("provisioned_to_seen", t[1] - prov),
+                    ):
+                        res.breakdown.setdefault(k, []).append(v * 1e3)
             holders = await _holders_real(lab, names)
             res.hosts_per_endpoint = [len(holders.get(k, ())) for k in sorted(mine)]
             touched, calls = await _calls_since(lab, names, mark)
