@@ -25,12 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +40,7 @@ from centaurus.controlplane.supervisor import ControlPlane
 from centaurus.perf import scale_model
 from centaurus.perf.apiprobe import ApiProbe
 from centaurus.perf.core import Figure, Result
+from centaurus.perf.fleetproc import FleetProc, wait_fleet
 from centaurus.perf.measurements.pod_startup import PodStartupMeasurement, perfdata
 from centaurus.perf.usage import control_plane_usage
 
@@ -75,100 +72,6 @@ PROFILES = {
 
 def _log(msg: str) -> None:
     print(f"[density {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# ---- fleet ------------------------------------------------------------------------------------
-class FleetProc:
-    """The hollow fleet process: grown by writing ``<state>.want`` and sending SIGUSR1."""
-
-    def __init__(self, kubeconfig: Path, work: Path, count: int, renew: float) -> None:
-        real = importlib.util.find_spec("centaurus.agent.hollow") is not None
-        self.kind = "centaurus.agent.hollow" if real else "centaurus.perf.standin_fleet"
-        self.state = work / "fleet.json"
-        self.log = work / "fleet.log"
-        argv = [
-            sys.executable,
-            "-m",
-            self.kind,
-            "--kubeconfig",
-            str(kubeconfig),
-            "--count",
-            str(count),
-            "--prefix",
-            "hollow",
-            "--zones",
-            "az1,az2,az3",
-            "--cpu",
-            "32",
-            "--memory",
-            "256Gi",
-            "--pods",
-            "110",
-            "--lease-duration",
-            str(int(renew * 4)),
-            "--lease-renew",
-            str(renew),
-            "--state-file",
-            str(self.state),
-        ]
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(argv, stdout=fh, stderr=fh, start_new_session=True)
-        self.count = count
-
-    def nodes(self) -> int:
-        with contextlib.suppress(OSError, ValueError):
-            doc = json.loads(self.state.read_text())
-            return len(doc.get("nodes") or ()) if doc.get("ready") else 0
-        return 0
-
-    def grow(self, count: int) -> None:
-        """The agent's fleet adds nodes through its control socket; the stand-in re-reads
-        ``<state>.want`` on SIGUSR1."""
-        if self.kind == "centaurus.agent.hollow":
-            from centaurus.agent.hollow import HollowClient
-
-            sock = json.loads(self.state.read_text())["socket"]
-            HollowClient(sock).add(count - self.count)
-        else:
-            Path(str(self.state) + ".want").write_text(str(count))
-            os.kill(self.proc.pid, signal.SIGUSR1)
-        self.count = count
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log.read_text()[-600:] if self.log.exists() else ""
-            raise RuntimeError(f"hollow fleet ({self.kind}) exited {self.proc.returncode}: {tail}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-async def _ready_hollow(api: AsyncClient) -> int:
-    nodes = await api.list("nodes", label_selector="centaurus.io/hollow=true")
-    return sum(
-        1
-        for n in nodes["items"]
-        if any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (n.get("status") or {}).get("conditions") or ()
-        )
-    )
-
-
-async def _wait_fleet(api: AsyncClient, fleet: FleetProc, want: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fleet.check()
-        if fleet.nodes() >= want and await _ready_hollow(api) >= want:
-            return
-        await asyncio.sleep(1.0)
-    raise RuntimeError(f"{want} hollow nodes not Ready within {timeout:g} s (fleet has {fleet.nodes()})")
 
 
 # ---- usage ------------------------------------------------------------------------------------
@@ -326,7 +229,7 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
             else:
                 await asyncio.to_thread(fleet.grow, n)
             _log(f"hosts: growing the fleet to {n} ({fleet.kind})")
-            await _wait_fleet(api, fleet, n, timeout=120 + n / 20)
+            await wait_fleet(api, fleet, n, timeout=120 + n / 20)
             points_nodes.append(_point(n, 0, await _sample(state_dir, p.window, {"fleet": fleet.proc.pid})))
             _log(f"hosts: {n} Ready; sampled step {k + 1}/{p.steps}")
         assert fleet is not None
