@@ -120,11 +120,49 @@ def series_plot(doc: dict[str, Any]) -> str:
     return _img("CPU and memory over time", _png(fig), f"{len(series)} series")
 
 
-def latency_plots(doc: dict[str, Any]) -> str:
-    from centaurus.reports import plots
+TIME_UNITS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+_QUIET = {"Metric", "Campaign", "Count", "Errors"}
 
-    items = [i for i in doc.get("dataItems", []) if isinstance(i, dict) and "Perc99" in (i.get("data") or {})]
-    return "".join(_img(p.title, p.png_b64, p.caption) for p in plots.latency_plots(items))
+
+def _short_labels(items: list[dict[str, Any]]) -> list[str]:
+    """Per item, only the labels that differ between the items of one plot."""
+    keys = sorted({k for i in items for k in (i.get("labels") or {}) if k not in _QUIET})
+    varying = [k for k in keys if len({str((i.get("labels") or {}).get(k)) for i in items}) > 1]
+    return [", ".join(f"{k}={(i.get('labels') or {}).get(k)}" for k in varying) or "all" for i in items]
+
+
+def latency_plots(doc: dict[str, Any]) -> str:
+    """Per Metric (api_latency, store_latency, pod_startup, provisioning, ...): a CDF of the raw
+    samples of every series (log time axis when the spread is wide), legend below the plot."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for it in doc.get("dataItems", []):
+        if isinstance(it, dict) and it.get("samples") and it.get("unit") in TIME_UNITS:
+            groups[str((it.get("labels") or {}).get("Metric", "?"))].append(it)
+    out = []
+    for metric, items in sorted(groups.items()):
+        items = items[:24]
+        names = _short_labels(items)
+        fig = Figure(figsize=(9.5, 3.6 + 0.17 * len(items)))
+        ax = fig.add_subplot()
+        lo, hi = float("inf"), 0.0
+        for n, (it, name) in enumerate(zip(items, names, strict=True)):
+            xs = sorted(float(v) * TIME_UNITS[it["unit"]] for v in it["samples"])
+            lo, hi = min(lo, xs[0]), max(hi, xs[-1])
+            ax.step(xs, [(k + 1) / len(xs) for k in range(len(xs))], where="post", linewidth=1.1,
+                    color=COLORS[n % len(COLORS)], linestyle="-" if n < len(COLORS) else "--",
+                    label=f"{name} (n={len(xs)}, p99 {it['data'].get('Perc99', 0):.3g} {it['unit']})")
+        if lo > 0 and hi / lo > 50:
+            ax.set_xscale("log")
+        for q in (0.5, 0.9, 0.99):
+            ax.axhline(q, color="#a0aec0", linewidth=0.6, linestyle=":")
+        ax.set_xlabel("latency (ms)")
+        ax.set_ylabel("fraction of samples")
+        ax.set_ylim(0, 1.02)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+        ax.set_title(f"{metric}: latency distribution (CDF)", fontsize=10)
+        out.append(_img(f"{metric} latency CDF", _png(fig), f"{len(items)} series"))
+    return "".join(out)
 
 
 def _figures_table(doc: dict[str, Any]) -> str:
