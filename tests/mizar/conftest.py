@@ -83,6 +83,11 @@ class Plane:
 @pytest.fixture(scope="package")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     cp = ControlPlane(tmp_path_factory.mktemp("mizar-cp"))
+    # the operators (also when a test restarts them) inherit these: droplet probes and
+    # anti-entropy sweeps every second
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CENTAURUS_MIZAR_PROBE_S", "1")
+    mp.setenv("CENTAURUS_MIZAR_SWEEP_S", "1")
     cp.up(store="sqlite", partitions=2, port=0)
     p = Plane(cp)
     try:
@@ -91,6 +96,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     finally:
         p.api.close()
         cp.down()
+        mp.undo()
 
 
 class Hollow:

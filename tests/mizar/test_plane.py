@@ -390,3 +390,93 @@ def test_vpcs_are_partitioned_and_a_joining_instance_takes_only_its_share(
         for vpc, net in made:
             delete_quietly(api, "subnets", net)
             delete_quietly(api, "vpcs", vpc)
+
+
+def test_an_endpoint_deleted_behind_the_operators_back_is_still_removed(plane: Plane, hollow: Hollow) -> None:
+    """A namespace being force-emptied strips finalizers before deleting: the operator still
+    removes such an endpoint from its hosts, from the last state the watch delivered."""
+    api = plane.api
+    vpc, net = unique("vpc"), unique("net")
+    make_vpc(api, vpc, "20.8.0.0/16")
+    make_subnet(api, net, vpc, "20.8.1.0/24")
+    try:
+        wait(lambda: provisioned(api, "subnets", net), 30, "subnet provisioned")
+        make_endpoint(api, "stripped", vpc, net, hollow.droplets[2], namespace="default")
+        wait(
+            lambda: (
+                M.phase(api.get("endpoints", "stripped", namespace="default", group_version=M.GV))
+                == M.PROVISIONED
+            ),
+            20,
+            "endpoint provisioned",
+        )
+        key = ep_keys(api, "default", ["stripped"])["stripped"]
+        assert hollow.holders([key])[f"{key[0]}/{key[1]}"]
+        api.patch(
+            "endpoints",
+            "stripped",
+            {"metadata": {"finalizers": None}},
+            namespace="default",
+            group_version=M.GV,
+        )
+        api.delete("endpoints", "stripped", namespace="default", group_version=M.GV)
+        wait(
+            lambda: not hollow.holders([key])[f"{key[0]}/{key[1]}"],
+            20,
+            "stripped endpoint removed everywhere",
+        )
+    finally:
+        delete_quietly(api, "endpoints", "stripped", namespace="default")
+        delete_quietly(api, "subnets", net)
+        delete_quietly(api, "vpcs", vpc)
+
+
+def test_droplet_sweep_removes_entries_no_object_explains(plane: Plane, hollow: Hollow) -> None:
+    """The last resort behind the finalizers: an endpoint entry of a managed VPC that no Endpoint
+    object explains (written behind the management plane's back) is removed from the droplet by
+    its periodic sweep; the explained ones stay."""
+    import asyncio
+
+    from centaurus.mizar.transit import TransitPool, ep_msg
+
+    api = plane.api
+    vpc, net = unique("vpc"), unique("net")
+    make_vpc(api, vpc, "20.9.0.0/16")
+    make_subnet(api, net, vpc, "20.9.1.0/24")
+    try:
+        wait(lambda: provisioned(api, "subnets", net), 30, "subnet provisioned")
+        host = hollow.droplets[3]
+        make_endpoint(api, "kept", vpc, net, host, namespace="default")
+        wait(
+            lambda: (
+                M.phase(api.get("endpoints", "kept", namespace="default", group_version=M.GV))
+                == M.PROVISIONED
+            ),
+            20,
+            "endpoint provisioned",
+        )
+        kept = ep_keys(api, "default", ["kept"])["kept"]
+        stray = (kept[0], "20.9.1.250")
+
+        async def inject() -> None:
+            pool = TransitPool()
+            try:
+                await pool.call(
+                    host,
+                    f"hollow:{hollow.sock}#{host}",
+                    "UpdateEp",
+                    ep_msg(stray[0], stray[1], "02:00:00:00:00:09", "10.0.0.1"),
+                )
+            finally:
+                await pool.close()
+
+        asyncio.run(inject())
+        assert hollow.holders([stray])[f"{stray[0]}/{stray[1]}"] == [host]
+        wait(lambda: not hollow.holders([stray])[f"{stray[0]}/{stray[1]}"], 30, "stray entry swept")
+        assert host in hollow.holders([kept])[f"{kept[0]}/{kept[1]}"], (
+            "the sweep removed an explained endpoint"
+        )
+    finally:
+        delete_quietly(api, "endpoints", "kept", namespace="default")
+        delete_quietly(api, "subnets", net)
+        delete_quietly(api, "vpcs", vpc)

@@ -4,21 +4,31 @@ Provisioned once its transitd answers; a periodic probe records whether it still
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from centaurus.mizar import model as M
 from centaurus.mizar import pipeline as P
 from centaurus.mizar.operators.base import MizarOperator, Step
-from centaurus.mizar.transit import is_transient
+from centaurus.mizar.transit import ep_key, is_transient
 from centaurus.transitd.rpc import TransitError
 
 Obj = dict[str, Any]
-PROBE_EVERY = 30.0
+#: seconds between transitd probes of a droplet, and between its anti-entropy sweeps (tests shorten
+#: them through the environment of the operator processes)
+PROBE_EVERY = float(os.environ.get("CENTAURUS_MIZAR_PROBE_S", "30"))
+SWEEP_EVERY = float(os.environ.get("CENTAURUS_MIZAR_SWEEP_S", "120"))
 
 
 class DropletOperator(MizarOperator):
     plural = "droplets"
     maintain_every = PROBE_EVERY
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self._next_sweep: dict[str, float] = {}
+        self._suspects: dict[str, set[tuple[int, str]]] = {}
 
     def vpc_name(self, obj: Obj) -> str:
         return ""  # droplets hash by their own key
@@ -58,4 +68,45 @@ class DropletOperator(MizarOperator):
             ok = False
         if bool(M.status(obj).get("reachable", True)) != ok:
             await self.write(obj, status={"reachable": ok, "probedAt": M.now_ts()})
+        if ok and time.monotonic() >= self._next_sweep.get(M.name(obj), 0.0):
+            self._next_sweep[M.name(obj)] = time.monotonic() + SWEEP_EVERY
+            await self.sweep(obj)
         return PROBE_EVERY
+
+    async def sweep(self, obj: Obj) -> None:
+        """Anti-entropy, the last resort behind the finalizers: endpoint entries of a managed VPC
+        (one a Vpc object holds the VNI of) that no endpoint object explains -- neither hosted
+        here nor of a network this droplet bounces for -- are removed, once they were found
+        unexplained in two sweeps in a row (a cache that lags a fresh endpoint never costs it)."""
+        name = M.name(obj)
+        try:
+            dump = await self.plane.pool.call(
+                name, str(M.spec(obj).get("transitd") or ""), "Dump", timeout=10.0
+            )
+        except TransitError:
+            return
+        vpcs = {self.plane.vni(v): M.name(v) for v in self.plane.inf["vpcs"].objects() if self.plane.vni(v)}
+        nets = {str(M.spec(b).get("net")) for b in self.plane.inf["bouncers"].by_index("droplet", name)}
+        explained: set[tuple[int, str]] = set()
+        for e in self.plane.inf["endpoints"].objects():
+            st, sp = M.status(e), M.spec(e)
+            ip = str(sp.get("ip") or st.get("ip") or "")
+            if ip and (
+                sp.get("droplet") == name or sp.get("net") in nets or name in (st.get("targets") or [])
+            ):
+                explained.add((int(st.get("vni") or 0), ip))
+        stray = {
+            (int(e.vni), str(e.ip))
+            for e in dump.endpoints
+            if int(e.vni) in vpcs and (int(e.vni), str(e.ip)) not in explained and e.kind != "scaled"
+        }
+        suspects = self._suspects.setdefault(name, set())
+        for vni, ip in stray & suspects:
+            try:
+                await self.plane.pool.call(
+                    name, str(M.spec(obj).get("transitd")), "DeleteEp", ep_key(vni, ip)
+                )
+                self.log.warning("droplet %s: removed stray endpoint %s of VPC %s", name, ip, vpcs[vni])
+            except TransitError:
+                continue
+        self._suspects[name] = stray - suspects

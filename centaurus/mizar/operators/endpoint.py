@@ -17,11 +17,13 @@ interface of its own into another host or VPC.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from typing import Any
 
 from centaurus.client.rest import ApiError
+from centaurus.controllers.runtime.informer import FuncHandler
 from centaurus.mizar import model as M
 from centaurus.mizar import pipeline as P
 from centaurus.mizar.operators.base import MizarOperator, Step
@@ -47,6 +49,24 @@ class EndpointOperator(MizarOperator):
                 M.key_of(e) for e in eps.by_index("net", f"{vpc}/{M.name(subnet)}") if M.phase(e) == M.INIT
             ]
 
+        def vanished(typ: str, old: Obj | None, new: Obj | None) -> None:
+            """An endpoint deleted while it still carried our finalizer (someone stripped it, e.g.
+            a namespace being force-emptied): remove it from its hosts from its last state."""
+            if typ != "DELETED" or old is None:
+                return
+            uid = str(M.md(old).get("uid"))
+            if uid in self._finalized:
+                self._finalized.pop(uid, None)
+                return
+            if self.owns(M.key_of(old)) and M.status(old).get("targets"):
+                task = asyncio.ensure_future(self._cleanup_vanished(old))
+                self._vanished.add(task)
+                task.add_done_callback(self._vanished.discard)
+
+        self._vanished: set[asyncio.Future[None]] = set()
+        #: uids this instance finalized itself (their DELETED event needs no cleanup)
+        self._finalized: dict[str, None] = {}
+        inf.add_handler(FuncHandler(vanished))
         self.watch_related("subnets", waiting, self.phase_changed)
         self.watch_related(
             "droplets",
@@ -200,6 +220,18 @@ class EndpointOperator(MizarOperator):
             status["provisionDelayMs"] = round((time.time() - created) * 1000.0, 1)
         return P.advance(M.PROVISIONED, status)
 
+    async def _cleanup_vanished(self, obj: Obj) -> None:
+        for attempt in range(20):
+            try:
+                if await self.finalize(obj) is None:
+                    self.log.info(
+                        "endpoint %s vanished with its finalizer: removed from its hosts", M.key_of(obj)
+                    )
+                    return
+            except Exception as exc:  # best effort; the droplet sweep is the last resort
+                self.log.warning("endpoint %s vanished: cleanup: %s", M.key_of(obj), exc)
+            await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
+
     # ---- deletion ----------------------------------------------------------------------------
     async def finalize(self, obj: Obj) -> float | None:
         s, st = M.spec(obj), M.status(obj)
@@ -228,4 +260,7 @@ class EndpointOperator(MizarOperator):
             have = self.plane.pools.get(str(s.get("net")))
             if have is not None:
                 have[1].release(ip)
+        self._finalized[str(M.md(obj).get("uid"))] = None
+        while len(self._finalized) > 100_000:
+            self._finalized.pop(next(iter(self._finalized)))
         return None
