@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from centaurus.perf.summary import labels_text, reference_text, threshold_text, value_text
 
 COLORS = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795", "#b7791f", "#4a5568", "#e53e3e")
-PILL = {"met": "met", "not-met": "not-met", "no-figure": "not-met", "reported": "not-applicable"}
+PILL = {"met": "met", "not-met": "not-met", "no-figure": "not-met", "reported": "not-applicable",
+        "not-verified": "not-tested"}
 
 
 def load_campaigns(report_dir: Path) -> list[dict[str, Any]]:
@@ -252,6 +253,9 @@ def campaign_html(doc: dict[str, Any]) -> str:
     notes = doc.get("notes") or []
     if notes:
         parts.append("<ul class='notes'>" + "".join(f"<li>{escape(n)}</li>" for n in notes[:30]) + "</ul>")
+    for v in doc.get("not_verified") or []:
+        who, why = escape(str(v.get("identifier"))), escape(str(v.get("reason")))
+        parts.append(f"<p class='warn'>{who}: {why}</p>")
     for e in doc.get("errors") or []:
         parts.append(
             f"<p class='warn'>error in {escape(str(e.get('step')))} / {escape(str(e.get('identifier')))}:"

@@ -8,7 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-STYLE = {"met": "green", "not-met": "bold red", "no-figure": "bold red", "reported": "dim"}
+STYLE = {"met": "green", "not-met": "bold red", "no-figure": "bold red", "reported": "dim",
+         "not-verified": "yellow"}
 
 
 def labels_text(labels: dict[str, Any]) -> str:
@@ -64,5 +65,7 @@ def print_campaign(doc: dict[str, Any], console: Console | None = None, *, every
         console.print(f"[dim]short run: {doc['short_note']}[/]")
     for n in doc.get("notes", [])[:10]:
         console.print(f"[yellow]note:[/] {n}")
+    for v in doc.get("not_verified", []):
+        console.print(f"[yellow]{v.get('identifier')}: {v.get('reason')}[/]")
     for e in doc.get("errors", []):
         console.print(f"[bold red]error[/] in {e.get('step')} / {e.get('identifier')}: {e.get('error')}")

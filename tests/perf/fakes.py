@@ -47,3 +47,31 @@ class Broken(Measurement):
             lambda: EVENTS.append("teardown ran")
         )
         raise RuntimeError("the lab caught fire")
+
+
+class Unavailable(Measurement):
+    def gather(self, ctx: Context, params: dict[str, Any]) -> Result:
+        from centaurus.trafficgen.base import GeneratorUnavailable
+
+        raise GeneratorUnavailable("no TRex server configured")
+
+
+class OpenLoopGen:
+    """A generator over two fake paths: 'link' forwards everything, 'overlay' up to 6 Mpps;
+    rate 0 offers 14.88 Mpps (10G at 64 B)."""
+
+    name = "fake"
+    cfg = {"line_rate_gbps": 10}
+
+    def __init__(self) -> None:
+        self.trials: list[tuple[str, float]] = []
+
+    def run_trial(self, path: dict[str, Any], trial: Any) -> Any:
+        from centaurus.trafficgen.base import TrialResult
+
+        offered = trial.rate_pps or 14_880_952.0
+        cap = 6e6 if path["kind"] == "overlay" else 1e12
+        self.trials.append((path["kind"], trial.rate_pps))
+        tx = int(offered * trial.duration_s)
+        rx = int(min(offered, cap) * trial.duration_s)
+        return TrialResult(tx, rx, trial.duration_s, extra={"pps_per_core": rx / trial.duration_s})

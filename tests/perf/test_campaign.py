@@ -214,3 +214,71 @@ def test_cli_runs_a_campaign_and_exits_1_on_errors_and_with_strict(tmp_path: Pat
     )
     r = CliRunner().invoke(app, ["perf", "run", str(bad), "--report-dir", str(out)])
     assert r.exit_code == 1 and (out / "perf" / "bad.json").exists() and (out / "report.html").exists()
+
+
+def test_unavailable_generator_is_not_verified_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(core.BUILTIN, "unavailable", "tests.perf.fakes:Unavailable")
+    doc = {
+        "name": "nv",
+        "steps": [{"measurements": [{"identifier": "t", "method": "unavailable"}]}],
+        "thresholds": [{"figure": "ndr_vs_line_rate", "requirement": "PERF-NET-1"}],
+    }
+    out = runner.run(cmod.load(write(tmp_path, doc)), short=True, report_dir=tmp_path / "out")
+    assert out["errors"] == [] and "not-verified" in out["not_verified"][0]["reason"]
+    assert out["figures"][0]["status"] == "not-verified"
+
+
+def test_packet_rate_bisects_an_open_loop_generator_and_judges_line_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from centaurus.perf import shared
+
+    gen = fakes.OpenLoopGen()
+    monkeypatch.setattr(shared, "generator", lambda ctx, name, options=None: gen)
+    doc = {
+        "name": "nic",
+        "steps": [
+            {
+                "measurements": [
+                    {
+                        "identifier": "pps",
+                        "method": "packet-rate",
+                        "params": {
+                            "generator": "fake",
+                            "sizes": [64],
+                            "rounds": 1,
+                            "trial_s": 1.0,
+                            "rate_basis": "wall",
+                            "paths": [
+                                {"name": "link", "kind": "link"},
+                                {"name": "overlay", "kind": "overlay"},
+                            ],
+                            "comparisons": [
+                                {"figure": "overlay_vs_link", "path": "overlay", "reference": "link"}
+                            ],
+                            "worst": [],
+                            "ndr": {"trial_s": 1.0, "resolution": 0.01, "max_iterations": 12},
+                        },
+                    }
+                ]
+            }
+        ],
+        "thresholds": [
+            {"figure": "ndr_vs_line_rate", "requirement": "PERF-NET-1", "labels": {"path": "overlay"}}
+        ],
+    }
+    out = runner.run(cmod.load(write(tmp_path, doc)), short=False, report_dir=tmp_path / "out")
+    assert out["errors"] == []
+    figs = {(f["name"], f["labels"].get("path")): f for f in out["figures"]}
+    ndr = figs["ndr_mpps", "overlay"]
+    assert 5.9 <= ndr["value"] <= 6.0 and "binary search" in ndr["note"]
+    assert figs["ndr_mpps", "link"]["value"] == pytest.approx(14.881, abs=0.001)
+    line = figs["ndr_vs_line_rate", "overlay"]
+    assert (
+        line["status"] == "not-met" and 0.39 < line["value"] <= 0.41 and line["reference"]["mpps"] == 14.881
+    )
+    assert figs["ndr_vs_line_rate", "link"]["value"] == pytest.approx(1.0, abs=0.001)
+    assert figs["overlay_vs_link", None]["value"] == pytest.approx(6e6 / 14_880_952, abs=0.001)
+    assert any(rate > 0 for kind, rate in gen.trials if kind == "overlay")  # it really bisected

@@ -31,7 +31,7 @@ from centaurus.perf import shared
 from centaurus.perf.core import Context, Figure, Measurement, MeasurementError, Result
 from centaurus.perf.ndr import SearchConfig, Searcher
 from centaurus.trafficgen.base import Trial, TrialResult
-from centaurus.trafficgen.frames import l1_gbps
+from centaurus.trafficgen.frames import l1_gbps, line_rate_pps
 
 PERF_P2P = "labs/perf-p2p.yaml"
 DEFAULT_LABS = {
@@ -251,6 +251,8 @@ class PacketRate(Measurement):
 
         # NDR / PDR, seeded with the interleaved max-rate trials
         ndr_cfg = p.get("ndr", {})
+        gen_cfg = getattr(gen, "cfg", None) or {}
+        line_gbps = float(p.get("line_rate_gbps") or gen_cfg.get("line_rate_gbps") or 0)
         ndr_out: dict[str, dict[str, Any]] = defaultdict(dict)
         if ndr_cfg is not False:
             cfg = SearchConfig.from_params(
@@ -292,6 +294,21 @@ class PacketRate(Measurement):
                             note=f"{sr.method}, {sr.iterations} trial(s), {sr.gbps_l1:.3f} Gbps L1",
                         )
                     )
+                    if line_gbps:
+                        # NIC testbeds: the host link's own limit is its line rate (PERF-NET-1)
+                        line = line_rate_pps(line_gbps, size)
+                        res.figures.append(
+                            Figure(
+                                f"{sr.name.lower().replace('%', 'pct')}_vs_line_rate",
+                                round(sr.rate_pps / line, 4),
+                                "ratio",
+                                {"path": name, "frame_size": str(size)},
+                                reference={
+                                    "name": f"{line_gbps:g} Gbps line rate",
+                                    "mpps": round(line / 1e6, 4),
+                                },
+                            )
+                        )
         res.details = {
             "packet_rate": {
                 "paths": {n: {str(s): v for s, v in t.items()} for n, t in table.items()},

@@ -40,6 +40,8 @@ from typing import Any
 from centaurus.perf.core import Context, Figure, Measurement, Result
 
 log = logging.getLogger("centaurus.perf.provisioning")
+#: the real droplets: the first N of this spec
+SPEC = Path(__file__).resolve().parents[3] / "labs" / "droplets-32.yaml"
 Obj = dict[str, Any]
 
 
@@ -134,19 +136,12 @@ class ProvisioningBench:
     # ---- real droplets ---------------------------------------------------------------------------
     def real_case(self, droplets: int, endpoints: int, rate: float, bouncers: int = 2) -> CaseResult:
         from centaurus.labs.netns import NetnsLab
-        from centaurus.labs.spec import parse_spec
+        from centaurus.labs.spec import load_spec, parse_spec
 
-        spec = parse_spec(
-            {
-                "name": f"prov{droplets}",
-                "substrate": {"cidr": "10.196.0.0/24", "mtu": 1600},
-                "dataplane": "mizar-xdp",
-                "droplets": [
-                    {"name": f"p{i}", "ip": f"10.196.0.{i + 10}", "zone": f"az{i % 3 + 1}"}
-                    for i in range(droplets)
-                ],
-            }
-        )
+        base = load_spec(SPEC).to_dict()
+        if droplets > len(base["droplets"]):
+            raise ValueError(f"{SPEC.name} has {len(base['droplets'])} droplets, {droplets} asked for")
+        spec = parse_spec({**base, "name": f"prov{droplets}", "droplets": base["droplets"][:droplets]})
         lab = NetnsLab(self.dir / f"lab{droplets}-{secrets.token_hex(2)}", {})
         lab.up(spec)
         try:
