@@ -21,6 +21,19 @@ from centaurus.netplug.ipam import node_cidr
 
 log = logging.getLogger("centaurus.agent.labhook")
 CLUSTER_CIDR = "10.244.0.0/16"
+#: droplets share this machine's cores; TCG guests and busybox containers idle most of the time,
+#: so each droplet advertises an overcommitted share (``--target builtin,node_cpu=N`` to change)
+NODE_CPU = "16"
+
+
+def _memory_share(n: int) -> str:
+    """This machine's memory split evenly over the droplets, in Gi."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        return "4Gi"
+    return f"{max(1, kib // (1024 * 1024) // max(1, n))}Gi"
 
 
 def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
@@ -72,6 +85,9 @@ def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
                 client_ca=ca,
                 owner_pid=os.getpid(),
                 backoff_base_seconds=float(opts.get("backoff_base", 10.0)),
+                runtime_options={"vm": {"boot": str(opts.get("vm_boot") or "auto")}},
+                cpu=str(opts.get("node_cpu") or NODE_CPU),
+                memory=str(opts.get("node_memory") or _memory_share(len(hosts))),
                 log_level=str(opts.get("agent_log_level") or "INFO"),
             )
         )
