@@ -27,7 +27,7 @@ from centaurus.client.aio import AsyncClient
 from centaurus.client.rest import ApiError
 from centaurus.controllers.gc import register_kind
 from centaurus.controllers.runtime.controller import Controller
-from centaurus.controllers.runtime.informer import Informer
+from centaurus.controllers.runtime.informer import FuncHandler, Informer
 from centaurus.controllers.tenant import TENANT_HOOKS
 
 log = logging.getLogger("centaurus.controllers.network")
@@ -95,7 +95,23 @@ class NetworkController(Controller):
         self.inf = inf
         for p in self.providers.values():
             p.setup(self)
+        # a tenant being deleted takes its networks with it (its VPCs leave the droplets)
+        self.tenants = self.ctx.informers.get("tenants", tenant=None)
+        self.tenants.add_handler(FuncHandler(self._on_tenant))
         return inf
+
+    def _on_tenant(self, typ: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old or {}
+        if typ == "DELETED" or (obj.get("metadata") or {}).get("deletionTimestamp"):
+            name = (obj.get("metadata") or {}).get("name")
+            for key in [k for k in self.inf.cache if k.split("/", 1)[0] == name]:
+                self.enqueue(key)
+
+    def _tenant_gone(self, tenant: str) -> bool:
+        if not self.tenants.synced.is_set() or tenant == "system":
+            return False
+        t = self.tenants.get(f"//{tenant}")
+        return t is None or bool((t.get("metadata") or {}).get("deletionTimestamp"))
 
     async def _write_status(self, net: Obj, status: Obj) -> None:
         cur = net.get("status") or {}
@@ -126,6 +142,11 @@ class NetworkController(Controller):
         typ = str((net.get("spec") or {}).get("type") or "")
         fins = list(md.get("finalizers") or [])
         handled = str((net.get("status") or {}).get("type") or "")
+        if not md.get("deletionTimestamp") and self._tenant_gone(str(md.get("tenant") or "")):
+            await self.api.delete(
+                "networks", md["name"], tenant=md.get("tenant"), group_version=GV, missing_ok=True
+            )
+            return None
         if md.get("deletionTimestamp"):
             if FINALIZER not in fins:
                 return None

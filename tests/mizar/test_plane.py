@@ -480,3 +480,93 @@ def test_droplet_sweep_removes_entries_no_object_explains(plane: Plane, hollow: 
         delete_quietly(api, "endpoints", "kept", namespace="default")
         delete_quietly(api, "subnets", net)
         delete_quietly(api, "vpcs", vpc)
+
+
+def test_network_objects_by_type_tenant_defaults_and_cleanup(plane: Plane, hollow: Hollow) -> None:
+    """API-5 behaviour on the controller: the tenant's default Network (flat without a template),
+    mizar Networks becoming a tenant's own VPC + subnet (two networks sharing a vpcID share the
+    VPC; the same CIDR in another tenant is another VPC/VNI), an unknown type Failed, a type
+    change, deletion, and a deleted tenant's networks and VPCs going away."""
+    api = plane.api
+    tag = unique("rd")
+    real = [f"{tag}-{i}" for i in range(3)]  # droplets without the hollow label: real VPCs may use them
+    for i, name in enumerate(real):
+        api.create(
+            "droplets",
+            {
+                "apiVersion": M.GV,
+                "kind": "Droplet",
+                "metadata": {"name": name},
+                "spec": {
+                    "ip": f"10.132.0.{i + 1}",
+                    "mac": "02:00:00:00:00:03",
+                    "zone": f"az{i + 1}",
+                    "transitd": f"hollow:{hollow.sock}#{name}",
+                },
+            },
+            **MZ,
+        )
+    t, u = unique("nt"), unique("nu")
+    ngv = {"group_version": M.NETWORK_GV}
+
+    def status(tenant: str, name: str) -> dict[str, Any]:
+        return dict(api.get("networks", name, tenant=tenant, **ngv).get("status") or {})
+
+    def ready(tenant: str, name: str) -> dict[str, Any] | None:
+        st = status(tenant, name)
+        return st if st.get("phase") == "Ready" else None
+
+    def mk(tenant: str, name: str, **spec: Any) -> None:
+        api.create(
+            "networks",
+            {"apiVersion": M.NETWORK_GV, "kind": "Network", "metadata": {"name": name}, "spec": spec},
+            tenant=tenant,
+            **ngv,
+        )
+
+    try:
+        wait(lambda: all(provisioned(api, "droplets", d) for d in real), 30, "droplets provisioned")
+        for x in (t, u):
+            api.create("tenants", {"apiVersion": "v1", "kind": "Tenant", "metadata": {"name": x}, "spec": {}})
+        d = wait(lambda: ready(t, "default"), 30, "tenant default network Ready")
+        assert api.get("networks", "default", tenant=t, **ngv)["spec"]["type"] == "flat" and d["cidr"]
+        mk(t, "n1", type="mizar", cidr="10.0.0.0/16")
+        mk(t, "n2", type="mizar", vpcID="n1", cidr="10.1.0.0/16")
+        mk(u, "n1", type="mizar", cidr="10.0.0.0/16")
+        mk(t, "odd", type="no-such-type")
+        a, b, c = (
+            wait(lambda x=x, n=n: ready(x, n), 60, f"{x}/{n} Ready")
+            for x, n in ((t, "n1"), (t, "n2"), (u, "n1"))
+        )
+        assert a["vpc"] == b["vpc"] == f"{t}.n1" and a["subnet"] != b["subnet"] and a["vni"] == b["vni"]
+        assert c["vpc"] == f"{u}.n1" and c["vni"] != a["vni"] and c["cidr"] == a["cidr"] == "10.0.0.0/16"
+        odd = wait(
+            lambda: status(t, "odd").get("phase") == "Failed" and status(t, "odd"), 20, "unknown type Failed"
+        )
+        assert "unknown network type" in odd["message"]
+        api.patch("networks", "default", {"spec": {"type": "mizar"}}, tenant=t, **ngv)
+        wait(
+            lambda: (st := ready(t, "default")) and st.get("type") == "mizar" and st.get("vpc"),
+            60,
+            "default network retyped to mizar",
+        )
+        api.delete("networks", "n2", tenant=t, **ngv)
+        wait(lambda: mz_get(api, "subnets", b["subnet"]) is None, 60, "n2's subnet deleted")
+        assert mz_get(api, "vpcs", a["vpc"]) is not None, "the shared VPC went with n2"
+        api.delete("tenants", t)
+        wait(
+            lambda: mz_get(api, "vpcs", a["vpc"]) is None and mz_get(api, "vpcs", f"{t}.default") is None,
+            90,
+            "the deleted tenant's VPCs gone",
+        )
+        assert mz_get(api, "vpcs", c["vpc"]) is not None, "another tenant's VPC went too"
+    finally:
+        for x in (t, u):
+            delete_quietly(api, "tenants", x, namespace=None, group_version="v1")
+        wait(
+            lambda: not [v for v in mz_list(api, "vpcs") if M.labels(v).get(M.L_TENANT) in (t, u)],
+            90,
+            "tenant VPCs gone",
+        )
+        for name in real:
+            delete_quietly(api, "droplets", name)
