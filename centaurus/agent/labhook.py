@@ -118,22 +118,36 @@ def _network_options(lab: Any, network: str, host: str) -> dict[str, str]:
 
 
 def node_hook(target: Any, ctx: Any) -> Callable[[], None] | None:
-    if ctx.lab is None:
-        return None
-    fleet = Fleet(ctx.state_dir)
-    fleet.stop(teardown=True)  # leftovers of a crashed run under this state dir
-    configs = lab_agent_configs(target, ctx, fleet)
-    procs = [fleet.spawn(c) for c in configs]
-    try:
-        fleet.wait_started(procs)
-    except FleetError:
-        fleet.stop(teardown=True, timeout=5)
-        raise
-    target.add_capability("nodes", "vm-pods")
-    target._agent_fleet = fleet
+    """Hollow nodes on demand (always) and one real agent per lab droplet (with a lab)."""
+    from centaurus.agent.targethooks import AgentComponents, HollowNodes, resource_usage
+
+    opts = {**dict(getattr(target, "options", {}) or {}), **dict(ctx.options or {})}
+    hollow = HollowNodes(Path(ctx.state_dir), Path(target.kubeconfig()), {k: str(v) for k, v in opts.items()})
+    if hasattr(target, "add_hook_method"):
+        target.add_hook_method("add_hollow_nodes", hollow.add_hollow_nodes)
+        target.add_hook_method("remove_hollow_nodes", hollow.remove_hollow_nodes)
+        target.add_hook_method("hollow_stats", hollow.stats)
+        target.add_hook_method("resource_usage", lambda: resource_usage(Path(ctx.state_dir)))
+        target.add_capability("hollow-nodes")
+    fleet: Fleet | None = None
+    if ctx.lab is not None:
+        fleet = Fleet(ctx.state_dir)
+        fleet.stop(teardown=True)  # leftovers of a crashed run under this state dir
+        configs = lab_agent_configs(target, ctx, fleet)
+        procs = [fleet.spawn(c) for c in configs]
+        try:
+            fleet.wait_started(procs)
+        except FleetError:
+            fleet.stop(teardown=True, timeout=5)
+            raise
+        target.add_capability("nodes", "vm-pods")
+        target._agent_fleet = fleet
+        if hasattr(target, "add_component_provider"):
+            target.add_component_provider(AgentComponents(fleet, {c.node_name: c.zone for c in configs}))
 
     def stop() -> None:
-        fleet.stop(teardown=True)
+        hollow.stop()
+        if fleet is not None:
+            fleet.stop(teardown=True)
 
     return stop
-

@@ -55,6 +55,9 @@ class BuiltinTarget:
         self._clients: dict[tuple[str, str], ApiClient] = {}
         self._stops: list[Callable[[], None]] = []
         self._extra_caps: set[str] = set()
+        #: brought by node hooks: fault-injection component providers and conformance hook methods
+        self._providers: list[Any] = []
+        self._hooks: dict[str, Callable[..., Any]] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def _control_spec(self, ctx: TargetContext) -> tuple[str, int]:
@@ -98,6 +101,27 @@ class BuiltinTarget:
                 self._stops.pop()()
         if self._cp is not None:
             self._cp.down()
+
+    def add_component_provider(self, provider: Any) -> None:
+        """Node hooks add components (agents, ...): ``provider.components()`` lists them,
+        ``stop_component(name)``/``start_component(name)`` act on the ones it listed."""
+        self._providers.append(provider)
+
+    def add_hook_method(self, name: str, fn: Callable[..., Any]) -> None:
+        """Conformance hooks a node hook implements (``add_hollow_nodes``, ``resource_usage``...)."""
+        self._hooks[name] = fn
+
+    def __getattr__(self, name: str) -> Any:
+        hooks = self.__dict__.get("_hooks") or {}
+        if name in hooks:
+            return hooks[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _provider_of(self, name: str) -> Any:
+        for p in self._providers:
+            if any(c.get("name") == name for c in p.components()):
+                return p
+        return None
 
     def add_capability(self, *caps: str) -> None:
         """Node hooks declare what they bring (``nodes``, ``vm-pods``, ``networks``...)."""
@@ -171,6 +195,8 @@ class BuiltinTarget:
         for i in range(st.partitions):
             name = f"etcd-{i}" if st.store == "etcd" else f"store-{i}"
             out.append({"name": name, "kind": "store", "zone": None, "partition": str(i), "store": st.store})
+        for p in self._providers:
+            out += p.components()
         return out
 
     def _store_state(self, name: str, state: str) -> None:
@@ -190,13 +216,19 @@ class BuiltinTarget:
         self.client().request("PUT", f"/debug/partitions/{idx}", body={"state": state})
 
     def stop_component(self, name: str) -> None:
-        if name.startswith(("store-", "etcd-")):
+        provider = self._provider_of(name)
+        if provider is not None:
+            provider.stop_component(name)
+        elif name.startswith(("store-", "etcd-")):
             self._store_state(name, "down")
         else:
             self._need_up().kill(name)
 
     def start_component(self, name: str) -> None:
-        if name.startswith(("store-", "etcd-")):
+        provider = self._provider_of(name)
+        if provider is not None:
+            provider.start_component(name)
+        elif name.startswith(("store-", "etcd-")):
             self._store_state(name, "up")
         else:
             self._need_up().start(name)

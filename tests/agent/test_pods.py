@@ -265,3 +265,37 @@ def test_unknown_pod_stream_requests_are_clear_errors(cluster: Cluster, ns: str)
     with pytest.raises(ApiError) as exc:
         cluster.api.request("GET", f"/api/v1/namespaces/{ns}/pods/unbound/log")
     assert exc.value.code == 400 and "host" in str(exc.value)
+
+
+def test_agents_are_fault_injection_components(cluster: Cluster, ns: str) -> None:
+    """``stop_component("agent-d2")`` is a node crash (SIGKILL: the lease stops, pods keep running);
+    ``start_component`` brings the agent back, which adopts them."""
+    target = cluster.target
+    agents = {c["name"]: c for c in target.components() if c["kind"] == "agent"}
+    assert set(agents) >= {"agent-d1", "agent-d2"} and agents["agent-d2"]["zone"] == "az2"
+    cluster.api.create("pods", pod("survivor", node="d2"), namespace=ns)
+    before = wait_pod(cluster.api, ns, "survivor", running, what="Running")
+    lease = cluster.api.get(
+        "leases", "d2", namespace="kube-node-lease", group_version="coordination.k8s.io/v1"
+    )
+    target.stop_component("agent-d2")
+    assert "d2" not in cluster.fleet.alive()
+    uid = before["metadata"]["uid"]
+    assert subprocess.run(
+        ["ip", "netns", "pids", f"cl-pod-{uid}"], capture_output=True, text=True
+    ).stdout.strip()
+    target.start_component("agent-d2")
+    assert "d2" in cluster.fleet.alive()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = cluster.api.get(
+            "leases", "d2", namespace="kube-node-lease", group_version="coordination.k8s.io/v1"
+        )
+        if now["spec"]["renewTime"] != lease["spec"]["renewTime"]:
+            break
+        time.sleep(0.2)
+    assert now["spec"]["renewTime"] != lease["spec"]["renewTime"], (
+        "the restarted agent does not renew its lease"
+    )
+    after = cluster.api.get("pods", "survivor", namespace=ns)
+    assert cstat(after)["containerID"] == cstat(before)["containerID"] and running(after)
