@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,8 +135,56 @@ def slim_pod(pod: Obj) -> Obj:
     }
     if "virtualMachine" in spec:
         keep_spec["virtualMachine"] = {"name": (spec["virtualMachine"] or {}).get("name")}
-    keep_status = {k: status[k] for k in ("phase", "conditions", "reason") if k in status}
+    keep_status: Obj = {k: _i(status[k]) for k in ("phase", "reason") if k in status}
+    conds = [
+        {
+            "type": _i(c.get("type")),
+            "status": _i(c.get("status")),
+            "lastTransitionTime": c.get("lastTransitionTime"),
+        }
+        for c in status.get("conditions") or ()
+        if c.get("type") in ("Ready", "PodScheduled")
+    ]
+    if conds:
+        keep_status["conditions"] = conds
+    if "labels" in keep_md:
+        keep_md["labels"] = {_i(k): _i(v) for k, v in keep_md["labels"].items()}
+    if "ownerReferences" in keep_md:
+        keep_md["ownerReferences"] = [
+            {k: _i(r[k]) for k in _REF_KEYS if k in r} for r in keep_md["ownerReferences"]
+        ]
+    if "namespace" in keep_md:
+        keep_md["namespace"] = _i(keep_md["namespace"])
+    if "tenant" in keep_md:
+        keep_md["tenant"] = _i(keep_md["tenant"])
+    if "nodeName" in keep_spec:
+        keep_spec["nodeName"] = _i(keep_spec["nodeName"])
+    if keep_spec.get("tolerations"):
+        keep_spec["tolerations"] = _shared(keep_spec["tolerations"])
     return {"metadata": keep_md, "spec": keep_spec, "status": keep_status}
+
+
+_REF_KEYS = ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def _shared(v: Any) -> Any:
+    """One copy of equal read-only structures (every pod of a template has the same tolerations)."""
+    key = json.dumps(v, sort_keys=True)
+    got = _SHARED.get(key)
+    if got is None:
+        if len(_SHARED) > 10_000:
+            _SHARED.clear()
+        got = _SHARED[key] = v
+    return got
+
+
+def _i(v: Any) -> Any:
+    """Intern short repeated strings (label values, kinds, node names, "True"): JSON decoding
+    gives every object its own copies, and at 100k cached pods those copies add up."""
+    return sys.intern(v) if isinstance(v, str) and len(v) <= 64 else v
 
 
 def pod_from_template(owner: Obj, template: Obj, owner_kind: str, api_version: str) -> Obj:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,12 +137,44 @@ def slim_for_scheduler(pod: Obj) -> Obj:
         )
         if k in spec
     }
-    keep_status: Obj = {"phase": status.get("phase") or "Pending"}
+    keep_status: Obj = {"phase": _i(status.get("phase") or "Pending")}
     conds = [c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"]
     if conds:
         keep_status["conditions"] = conds
+    # one copy of what thousands of pods share (JSON decoding gives each its own)
+    for k in ("namespace", "tenant"):
+        if k in keep_md:
+            keep_md[k] = _i(keep_md[k])
+    if "labels" in keep_md:
+        keep_md["labels"] = {_i(k): _i(v) for k, v in keep_md["labels"].items()}
+    if "ownerReferences" in keep_md:
+        keep_md["ownerReferences"] = [{k: _i(v) for k, v in r.items()} for r in keep_md["ownerReferences"]]
+    for k in ("nodeName", "schedulerName"):
+        if k in keep_spec:
+            keep_spec[k] = _i(keep_spec[k])
+    for k in ("nodeSelector", "affinity", "tolerations", "topologySpreadConstraints"):
+        if k in keep_spec:
+            keep_spec[k] = _shared(keep_spec[k])
     out: Obj = {"metadata": keep_md, "spec": keep_spec, "status": keep_status}
     r = pod_requests(spec)
-    out["_req"] = (r.cpu, r.mem, r.nz_cpu, r.nz_mem)
-    out["_sig"] = "" if spec.get("nodeName") else signature(spec)
+    out["_req"] = _shared((r.cpu, r.mem, r.nz_cpu, r.nz_mem))
+    out["_sig"] = "" if spec.get("nodeName") else sys.intern(signature(spec))
     return out
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def _shared(v: Any) -> Any:
+    """One copy of equal read-only structures (pods of one template share their constraints)."""
+    key = json.dumps(v, sort_keys=True)
+    got = _SHARED.get(key)
+    if got is None:
+        if len(_SHARED) > 10_000:
+            _SHARED.clear()
+        got = _SHARED[key] = v
+    return got
+
+
+def _i(v: Any) -> Any:
+    return sys.intern(v) if isinstance(v, str) and len(v) <= 64 else v
