@@ -436,16 +436,9 @@ class MizarHook:
                         self._note(key, cur)
                     break  # ours from before a restart: adopt it
                 # an earlier pod's endpoint of the same name: let it go first
-                if not M.deleting(cur):
-                    await self.api.delete(
-                        "endpoints",
-                        pod.name,
-                        namespace=pod.namespace,
-                        tenant=pod.tenant,
-                        group_version=M.GV,
-                        missing_ok=True,
-                    )
-                await self._wait_gone(key, cur, self.teardown_wait)
+                await self._gone_after(
+                    key, pod.tenant, pod.namespace, pod.name, self.teardown_wait, delete=not M.deleting(cur)
+                )
         else:
             raise NetworkError(f"endpoint {key} is held by an earlier pod", "EndpointNotProvisioned")
         try:
@@ -474,15 +467,33 @@ class MizarHook:
             raise NetworkError(f"endpoint {key} belongs to another pod", "EndpointNotProvisioned")
         return ep
 
-    async def _wait_gone(self, key: str, obj: Obj, timeout: float) -> bool:
-        if key not in self._eps and self._synced.is_set() and not M.deleting(obj):
-            return True
+    async def _gone_after(
+        self, key: str, tenant: str, ns: str, name: str, timeout: float, *, delete: bool
+    ) -> bool:
+        """(Delete and) wait until the endpoint object is gone: the node's endpoint watch says so
+        (the event is armed BEFORE the delete, so a fast answer is never missed), or a GET does
+        (a lagging or broken watch never makes a pod wait for the full timeout)."""
         ev = self._gone.setdefault(key, asyncio.Event())
+        where = {"namespace": ns, "tenant": tenant, "group_version": M.GV}
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+            if delete:
+                await self.api.delete("endpoints", name, missing_ok=True, **where)
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    await asyncio.wait_for(ev.wait(), max(0.01, min(1.0, left)))
+                    return True
+                except TimeoutError:
+                    pass
+                try:
+                    await self.api.get("endpoints", name, **where)
+                except ApiError as exc:
+                    if exc.code == 404:
+                        return True
+                    raise
+                if left <= 0:
+                    return False
         finally:
             self._gone.pop(key, None)
 
@@ -506,17 +517,18 @@ class MizarHook:
             raise
         if M.spec(cur).get("podUid") not in (None, "", res.extra.get("podUid"), self._uid_of(res)):
             return  # another pod's by now
-        if not M.deleting(cur):
+        if wait:
+            if not await self._gone_after(
+                key, tenant, ns, name, self.teardown_wait, delete=not M.deleting(cur)
+            ):
+                log.warning(
+                    "endpoint %s still being removed after %.0f s; its finalizer completes it",
+                    key,
+                    self.teardown_wait,
+                )
+        elif not M.deleting(cur):
             await self.api.delete(
                 "endpoints", name, namespace=ns, tenant=tenant, group_version=M.GV, missing_ok=True
-            )
-        if wait and not await self._wait_gone(
-            key, {**cur, "metadata": {**cur["metadata"], "deletionTimestamp": "x"}}, self.teardown_wait
-        ):
-            log.warning(
-                "endpoint %s still being removed after %.0f s; its finalizer completes it",
-                key,
-                self.teardown_wait,
             )
 
     @staticmethod

@@ -261,6 +261,12 @@ class ProvisioningBench:
             res.unexpected_droplets = len(set(touched) - expected)
             res.ping_ok = await _ping_pair(hooks, pods)
             await asyncio.gather(*(hooks[d].teardown(uid) for d, _, uid in pods))
+
+            async def all_gone() -> bool:
+                left = await api.list("endpoints", namespace="default", tenant=M.SYSTEM, group_version=M.GV)
+                return not [e for e in left["items"] if M.name(e).startswith(f"{net}-")]
+
+            await _wait(all_gone, 120, "endpoints deleted")
             after = await _holders_real(lab, names)
             res.clean_after_delete = not any(k in after for k in mine)
             for _, name, _ in pods:
