@@ -36,15 +36,13 @@ def _memory_share(n: int) -> str:
     return f"{max(1, kib // (1024 * 1024) // max(1, n))}Gi"
 
 
-def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
+def lab_agent_configs(lab: Any, cp_dir: Path, server: str, fleet: Fleet, opts: dict[str, Any],
+                      owner_pid: int = 0) -> list[AgentConfig]:
+    """One agent config per lab droplet (and edge host) of the control plane in ``cp_dir``."""
     from centaurus.controlplane.credentials import mint_kubeconfig
 
-    lab = ctx.lab
-    opts = {**dict(getattr(target, "options", {}) or {}), **dict(ctx.options or {})}
     cluster = str(opts.get("pod_cidr") or CLUSTER_CIDR)
     network = str(opts.get("network") or _default_network(lab))
-    cp_dir = Path(ctx.state_dir)
-    server = target._need_up().load().server
     hosts = sorted([*lab.hosts("droplet"), *lab.hosts("edge")], key=lambda h: h.name)
     spec = getattr(lab, "spec", None)
     zones = {d.name: d.zone for d in getattr(spec, "droplets", ())}
@@ -83,7 +81,7 @@ def lab_agent_configs(target: Any, ctx: Any, fleet: Fleet) -> list[AgentConfig]:
                 tls_cert=crt,
                 tls_key=key,
                 client_ca=ca,
-                owner_pid=os.getpid(),
+                owner_pid=owner_pid,
                 backoff_base_seconds=float(opts.get("backoff_base", 10.0)),
                 runtime_options={"vm": {"boot": str(opts.get("vm_boot") or "auto")}},
                 cpu=str(opts.get("node_cpu") or NODE_CPU),
@@ -133,7 +131,8 @@ def node_hook(target: Any, ctx: Any) -> Callable[[], None] | None:
     if ctx.lab is not None:
         fleet = Fleet(ctx.state_dir)
         fleet.stop(teardown=True)  # leftovers of a crashed run under this state dir
-        configs = lab_agent_configs(target, ctx, fleet)
+        server = target._need_up().load().server
+        configs = lab_agent_configs(ctx.lab, Path(ctx.state_dir), server, fleet, opts, owner_pid=os.getpid())
         procs = [fleet.spawn(c) for c in configs]
         try:
             fleet.wait_started(procs)

@@ -10,6 +10,7 @@ import typer
 
 from centaurus.cli import conformance, controlplane, report
 from centaurus.cli import lab as lab_cli
+from centaurus.cli import node as node_cli
 from centaurus.cli import perf as perf_cli
 from centaurus.cli import transit as transit_cli
 
@@ -23,6 +24,7 @@ app.add_typer(conformance.app, name="conformance")
 app.command("report")(report.report)
 
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(node_cli.app, name="node")
 app.add_typer(perf_cli.app, name="perf")
 app.add_typer(transit_cli.app, name="transit")
 app.add_typer(controlplane.tenant_app, name="tenant")
