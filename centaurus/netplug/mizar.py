@@ -64,6 +64,40 @@ def pod_mac(uid: str) -> str:
     return "0e:" + ":".join(f"{b:02x}" for b in h[:5])  # locally administered, unicast
 
 
+async def resolve_network(
+    api: Any, pod: PodNetRequest, cache: dict[tuple[str, str], tuple[float, Obj]]
+) -> Obj:
+    """The pod's Network (label ``arktos.futurewei.com/network``, else the tenant's ``default``):
+    a Ready mizar network (its status names the Mizar VPC and subnet), cached for 2 s.
+    InvalidNetwork (permanent): missing or of another type; NetworkNotReady: not Ready yet."""
+    name = pod.network or pod.labels.get(NETWORK_LABEL) or "default"
+    key = (pod.tenant, name)
+    have = cache.get(key)
+    if have is not None and time.monotonic() - have[0] < 2.0:
+        return have[1]
+    try:
+        net: Obj = await api.get("networks", name, tenant=pod.tenant, group_version=M.NETWORK_GV)
+    except ApiError as exc:
+        if exc.code == 404:
+            raise NetworkError(
+                f"network {name} of tenant {pod.tenant} does not exist", "InvalidNetwork"
+            ) from None
+        raise NetworkError(f"network {name}: {exc}", "NetworkNotReady") from None
+    typ = M.spec(net).get("type")
+    if typ != "mizar":
+        raise NetworkError(
+            f"network {name} is of type {typ!r}; this node's network hook serves mizar networks",
+            "InvalidNetwork",
+        )
+    st = M.status(net)
+    if st.get("phase") != "Ready" or not st.get("vpc") or not st.get("subnet"):
+        raise NetworkError(
+            f"network {name} of tenant {pod.tenant} is not Ready ({st.get('phase')})", "NetworkNotReady"
+        )
+    cache[key] = (time.monotonic(), net)
+    return net
+
+
 class MizarHook:
     name = "mizar"
 
@@ -208,32 +242,7 @@ class MizarHook:
 
     # ---- network look-up -------------------------------------------------------------------------
     async def _network(self, pod: PodNetRequest) -> Obj:
-        name = pod.network or pod.labels.get(NETWORK_LABEL) or "default"
-        key = (pod.tenant, name)
-        have = self._nets.get(key)
-        if have is not None and time.monotonic() - have[0] < 2.0:
-            return have[1]
-        try:
-            net: Obj = await self.api.get("networks", name, tenant=pod.tenant, group_version=M.NETWORK_GV)
-        except ApiError as exc:
-            if exc.code == 404:
-                raise NetworkError(
-                    f"network {name} of tenant {pod.tenant} does not exist", "InvalidNetwork"
-                ) from None
-            raise NetworkError(f"network {name}: {exc}", "NetworkNotReady") from None
-        typ = M.spec(net).get("type")
-        if typ != "mizar":
-            raise NetworkError(
-                f"network {name} is of type {typ!r}; this node's network hook serves mizar networks",
-                "InvalidNetwork",
-            )
-        st = M.status(net)
-        if st.get("phase") != "Ready" or not st.get("vpc") or not st.get("subnet"):
-            raise NetworkError(
-                f"network {name} of tenant {pod.tenant} is not Ready ({st.get('phase')})", "NetworkNotReady"
-            )
-        self._nets[key] = (time.monotonic(), net)
-        return net
+        return await resolve_network(self.api, pod, self._nets)
 
     # ---- pods ----------------------------------------------------------------------------------
     def _state_path(self, uid: str) -> Path:

@@ -88,6 +88,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     mp = pytest.MonkeyPatch()
     mp.setenv("CENTAURUS_MIZAR_PROBE_S", "1")
     mp.setenv("CENTAURUS_MIZAR_SWEEP_S", "1")
+    mp.setenv("CENTAURUS_MIZAR_HOLLOW_FACTOR", "1")
     cp.up(store="sqlite", partitions=2, port=0)
     p = Plane(cp)
     try:

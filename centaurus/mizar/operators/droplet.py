@@ -19,6 +19,9 @@ Obj = dict[str, Any]
 #: them through the environment of the operator processes)
 PROBE_EVERY = float(os.environ.get("CENTAURUS_MIZAR_PROBE_S", "30"))
 SWEEP_EVERY = float(os.environ.get("CENTAURUS_MIZAR_SWEEP_S", "120"))
+#: hollow droplets (thousands behind one hollow daemon in scale runs) are probed and swept this
+#: many times less often
+HOLLOW_FACTOR = float(os.environ.get("CENTAURUS_MIZAR_HOLLOW_FACTOR", "10"))
 
 
 class DropletOperator(MizarOperator):
@@ -68,10 +71,11 @@ class DropletOperator(MizarOperator):
             ok = False
         if bool(M.status(obj).get("reachable", True)) != ok:
             await self.write(obj, status={"reachable": ok, "probedAt": M.now_ts()})
+        factor = HOLLOW_FACTOR if M.is_hollow(obj) else 1.0
         if ok and time.monotonic() >= self._next_sweep.get(M.name(obj), 0.0):
-            self._next_sweep[M.name(obj)] = time.monotonic() + SWEEP_EVERY
+            self._next_sweep[M.name(obj)] = time.monotonic() + SWEEP_EVERY * factor
             await self.sweep(obj)
-        return PROBE_EVERY
+        return PROBE_EVERY * factor
 
     async def sweep(self, obj: Obj) -> None:
         """Anti-entropy, the last resort behind the finalizers: endpoint entries of a managed VPC
