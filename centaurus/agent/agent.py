@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from centaurus import plugins
@@ -215,7 +214,3 @@ def _starttime(pid: int) -> int | None:
             return int(f.read().rsplit(b")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return None
-
-
-def main_path(config: Path) -> AgentConfig:
-    return AgentConfig.load(config)

@@ -56,7 +56,7 @@ class Metrics:
 
         return done
 
-    def deleted(self, w: PodWorker) -> None:
+    def deleted(self, _w: PodWorker) -> None:
         self.pods_deleted += 1
 
 
@@ -160,8 +160,6 @@ class PodManager:
         if w is not None:
             w.update(pod)
             return
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not self.synced.is_set():
-            pass  # finished before we (re)started: still worth a worker (deletion cleans up)
         w = PodWorker(self, pod, self.runtime_for(pod))
         key = podspec.key_of(pod)
         old = self.by_key.get(key)
