@@ -401,6 +401,9 @@ class MizarHook:
                 "name": pod.name,
                 "namespace": pod.namespace,
                 "labels": {M.L_DROPLET: self.droplet, M.L_POD_UID: pod.uid},
+                # the operator's finalizer from the start: the endpoint can never be deleted without
+                # leaving every host it may already be programmed on
+                "finalizers": [M.FINALIZER],
                 "ownerReferences": [
                     {
                         "apiVersion": "v1",

@@ -283,10 +283,10 @@ def test_two_tenants_same_cidr_talk_inside_and_are_isolated(system: System) -> N
         assert got in (None, "token-a"), f"tenant A reached tenant B's server: {got}"
         got = tcp_line(cli_b, ip_a, 7001, tries=2)
         assert got in (None, "token-b"), f"tenant B reached tenant A's server: {got}"
-        only_a = (
-            web_a["status"]["podIP"]
-            if web_a["status"]["podIP"] not in (ip_b, cli_b["status"]["podIP"])
-            else cli_a["status"]["podIP"]
+        # an address that exists in A's network but not in B's (A has 3 pods there, B 2)
+        b_ips = {ip_b, cli_b["status"]["podIP"]}
+        only_a = next(
+            p["status"]["podIP"] for p in (srv_a, web_a, cli_a) if p["status"]["podIP"] not in b_ips
         )
         assert not ping(cli_b, only_a, count=1), f"tenant B pinged tenant A's {only_a}"
         assert tcp_line(cli_b, ip_b, 7001) == "token-b", "positive control in tenant B failed"

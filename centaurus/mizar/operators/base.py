@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -150,30 +149,40 @@ class MizarOperator(Controller):
         labels: dict[str, str] | None = None,
         finalizer: bool = False,
     ) -> Obj:
-        """Record a step. Spec/labels/finalizer changes: one PUT of the whole object with its
-        resourceVersion (compare-and-swap); status only: a merge patch. Returns the new object."""
+        """Record a step: a merge patch of the status alone, or -- when spec fields, labels or the
+        finalizer change too -- one JSON patch of exactly those fields (the finalizer list under a
+        ``test`` of its cached value). No resourceVersion precondition: every field written is the
+        operator's own, and objects seen through a cross-tenant watch carry a composite version
+        that is not a usable precondition. Returns the new object."""
         st = self._status_fields(obj, phase, status or {})
         ann = (M.md(obj).get("annotations") or {}).get(M.A_OPERATOR)
         fins = list(M.md(obj).get("finalizers") or [])
-        need_put = (
-            bool(spec)
-            or bool(labels and any(M.labels(obj).get(k) != v for k, v in labels.items()))
-            or (finalizer and M.FINALIZER not in fins)
-        )
-        if need_put:
-            new = copy.deepcopy(obj)
-            meta = M.md(new)
+        cur_labels = M.labels(obj)
+        new_labels = {k: v for k, v in (labels or {}).items() if cur_labels.get(k) != v}
+        add_fin = finalizer and M.FINALIZER not in fins
+        if spec or new_labels or add_fin:
+            ops: list[Obj] = []
+            meta = obj.get("metadata") or {}
+            if add_fin:
+                if "finalizers" in meta:
+                    ops.append({"op": "test", "path": "/metadata/finalizers", "value": fins})
+                ops.append({"op": "add", "path": "/metadata/finalizers", "value": [*fins, M.FINALIZER]})
+            if new_labels:
+                ops.append({"op": "add", "path": "/metadata/labels", "value": {**cur_labels, **new_labels}})
+            ops.append(
+                {
+                    "op": "add",
+                    "path": "/metadata/annotations",
+                    "value": {**(meta.get("annotations") or {}), M.A_OPERATOR: self.plane.instance},
+                }
+            )
             if spec:
-                new.setdefault("spec", {}).update(spec)
-            if labels:
-                meta.setdefault("labels", {}).update(labels)
-            if finalizer and M.FINALIZER not in fins:
-                meta["finalizers"] = [*fins, M.FINALIZER]
-            meta.setdefault("annotations", {})[M.A_OPERATOR] = self.plane.instance
-            if spec:
+                if not isinstance(obj.get("spec"), dict):
+                    ops.append({"op": "add", "path": "/spec", "value": {}})
+                ops += [{"op": "add", "path": f"/spec/{_ptr(k)}", "value": v} for k, v in spec.items()]
                 st["observedGeneration"] = int(meta.get("generation") or 1) + 1
-            new["status"] = {**M.status(obj), **st}
-            out: Obj = await self.api.replace(self.plural, new, tenant=M.tenant_of(obj), group_version=M.GV)
+            ops.append({"op": "add", "path": "/status", "value": {**M.status(obj), **st}})
+            out: Obj = await self.api.patch(self.plural, M.name(obj), ops, kind="json", **self._where(obj))
         else:
             patch: Obj = {"status": st}
             if ann != self.plane.instance:
@@ -184,11 +193,14 @@ class MizarOperator(Controller):
         return out
 
     async def remove_finalizer(self, obj: Obj) -> None:
-        fins = [f for f in M.md(obj).get("finalizers") or [] if f != M.FINALIZER]
-        new = copy.deepcopy(obj)
-        M.md(new)["finalizers"] = fins
+        """Drop our finalizer (the last one: the object goes) under a ``test`` of the cached list."""
+        fins = list(M.md(obj).get("finalizers") or [])
+        ops = [
+            {"op": "test", "path": "/metadata/finalizers", "value": fins},
+            {"op": "replace", "path": "/metadata/finalizers", "value": [f for f in fins if f != M.FINALIZER]},
+        ]
         try:
-            await self.api.replace(self.plural, new, tenant=M.tenant_of(obj), group_version=M.GV)
+            await self.api.patch(self.plural, M.name(obj), ops, kind="json", **self._where(obj))
         except ApiError as exc:
             if exc.code != 404:
                 raise
@@ -304,3 +316,8 @@ class MizarOperator(Controller):
     @staticmethod
     def monotonic() -> float:
         return time.monotonic()
+
+
+def _ptr(key: str) -> str:
+    """A JSON pointer token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
