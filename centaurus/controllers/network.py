@@ -17,7 +17,6 @@ components of a deployment write the template (a Mizar lab: ``{"type": "mizar"}`
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from importlib.metadata import entry_points
@@ -114,22 +113,33 @@ class NetworkController(Controller):
         return t is None or bool((t.get("metadata") or {}).get("deletionTimestamp"))
 
     async def _write_status(self, net: Obj, status: Obj) -> None:
+        """Merge-patch the status (no resourceVersion: Networks come from a cross-tenant watch,
+        whose composite versions are no preconditions; the status is this controller's alone)."""
         cur = net.get("status") or {}
         want = {**cur, **status, "observedGeneration": net["metadata"].get("generation", 1)}
         if want == cur:
             return
-        body = copy.deepcopy(net)
-        body["status"] = want
         md = net["metadata"]
-        await self.api.replace(
-            "networks", body, tenant=md.get("tenant"), group_version=GV, subresource="status"
+        await self.api.patch(
+            "networks",
+            md["name"],
+            {"status": want},
+            tenant=md.get("tenant"),
+            group_version=GV,
+            subresource="status",
         )
 
     async def _set_finalizers(self, net: Obj, fins: list[str]) -> None:
-        body = copy.deepcopy(net)
-        body["metadata"]["finalizers"] = fins
+        md = net["metadata"]
+        have = md.get("finalizers")
+        ops: list[Obj] = (
+            [{"op": "test", "path": "/metadata/finalizers", "value": have}] if have is not None else []
+        )
+        ops.append({"op": "add", "path": "/metadata/finalizers", "value": fins})
         try:
-            await self.api.replace("networks", body, tenant=net["metadata"].get("tenant"), group_version=GV)
+            await self.api.patch(
+                "networks", md["name"], ops, kind="json", tenant=md.get("tenant"), group_version=GV
+            )
         except ApiError as exc:
             if exc.code != 404:
                 raise
