@@ -77,8 +77,12 @@ class HollowFleet:
         lease_duration: int = 240,
         lease_renew: float = 60.0,
         concurrency: int = 32,
+        net: Any = None,
     ) -> None:
         self.client = client
+        #: ``centaurus.mizar.hollownet.HollowEndpoints`` when pods get Mizar endpoints, else None
+        #: (addresses from each node's own pool)
+        self.net = net
         self.prefix, self.zones = prefix, zones or ["az1"]
         self.cpu, self.memory, self.max_pods = cpu, memory, pods
         self.lease_duration, self.lease_renew = lease_duration, lease_renew
@@ -148,6 +152,8 @@ class HollowFleet:
                     out = await self.client.get("nodes", n.name)
                 n.uid = out["metadata"]["uid"]
                 await self._renew(n)
+                if self.net is not None:
+                    await self.net.add_node(n.name, self._host_ip(n.index), n.zone)
                 return
             except (ApiError, OSError, TimeoutError) as exc:
                 if attempt == 4:
@@ -209,6 +215,8 @@ class HollowFleet:
                 )
             with contextlib.suppress(ApiError):
                 await self.client.delete("nodes", n.name, missing_ok=True)
+            if self.net is not None:
+                await self.net.remove_node(n.name)
 
         await self._pool(one, gone)
         return [n.name for n in gone]
@@ -294,10 +302,47 @@ class HollowFleet:
             return
         if uid in self.pods or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
+        self.pods[uid] = (n.name, key, time.time())
+        if self.net is not None:
+            self._spawn(self._start_with_endpoint(n, pod, uid, key))
+            return
         ip = n.pool.allocate()
         n.pods[uid] = ip
+        self._running(n, pod, uid, key, PodNetResult(netns_path=None, ip=ip, prefix_len=n.pool.prefix_len))
+
+    async def _start_with_endpoint(
+        self, n: HollowNode, pod: Obj, uid: str, key: tuple[str, str, str]
+    ) -> None:
+        """A Mizar Endpoint for the pod (its network's pipeline does the real provisioning work),
+        retried while the pod exists; pods of non-Mizar networks keep the node's pool."""
+        from centaurus.agent.podspec import net_request
+        from centaurus.netplug.base import NetworkError
+
+        delay = 0.5
+        while uid in self.pods:
+            try:
+                res = await self.net.setup(net_request(pod), n.name)
+            except NetworkError as exc:
+                if exc.reason == "InvalidNetwork":
+                    ip = n.pool.allocate()
+                    n.pods[uid] = ip
+                    self._running(
+                        n, pod, uid, key, PodNetResult(netns_path=None, ip=ip, prefix_len=n.pool.prefix_len)
+                    )
+                    return
+                log.info("hollow pod %s/%s/%s: %s (retrying)", *key, exc)
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
+                continue
+            if uid in self.pods:
+                self._running(n, pod, uid, key, res)
+            return
+
+    def _running(
+        self, n: HollowNode, pod: Obj, uid: str, key: tuple[str, str, str], net: PodNetResult
+    ) -> None:
+        spec = pod.get("spec") or {}
         now = time.time()
-        self.pods[uid] = (n.name, key, now)
         names = [str(c.get("name")) for c in spec.get("containers") or []] or [
             str((spec.get("virtualMachine") or {}).get("name") or "vm")
         ]
@@ -306,12 +351,7 @@ class HollowFleet:
             for nm in names
         ]
         view = PodView(
-            pod=pod,
-            host_ip=self._host_ip(n.index),
-            start_time=now,
-            net=PodNetResult(netns_path=None, ip=ip, prefix_len=n.pool.prefix_len),
-            statuses=statuses,
-            ready_at=now,
+            pod=pod, host_ip=self._host_ip(n.index), start_time=now, net=net, statuses=statuses, ready_at=now
         )
         self.writer.submit(key, uid, build_status(view, now), pod.get("status") or {})
         self.pods_started += 1
@@ -348,7 +388,9 @@ class HollowFleet:
         ip = n.pods.pop(uid, None)
         if ip:
             n.pool.release(ip)
-        self.pods.pop(uid, None)
+        entry = self.pods.pop(uid, None)
+        if entry is not None and self.net is not None and not ip:
+            self._spawn(self.net.teardown(*entry[1]))
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -357,6 +399,8 @@ class HollowFleet:
                 "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}}
             )
         self.writer.start()
+        if self.net is not None:
+            await self.net.start()
         self._tasks = [asyncio.ensure_future(self._lease_loop()), asyncio.ensure_future(self._watch())]
         self._tasks += [
             asyncio.ensure_future(self._lease_worker()) for _ in range(max(4, self.concurrency // 2))
@@ -372,6 +416,8 @@ class HollowFleet:
         await self.writer.close()
         if remove:
             await self.remove(list(self.nodes))
+        if self.net is not None:
+            await self.net.close(remove_nodes=remove)
 
     def stats(self) -> Obj:
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -472,8 +518,14 @@ async def run(args: argparse.Namespace) -> int:
     from centaurus.client.aio import AsyncClient
 
     client = AsyncClient.from_kubeconfig(args.kubeconfig, pool=args.concurrency * 2)
+    net = None
+    if args.network == "mizar":
+        from centaurus.mizar.hollownet import HollowEndpoints
+
+        net = HollowEndpoints(client, Path(args.state_file).parent, fleet=args.prefix)
     fleet = HollowFleet(
         client,
+        net=net,
         prefix=args.prefix,
         zones=[z for z in args.zones.split(",") if z],
         cpu=args.cpu,
@@ -553,6 +605,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--state-file", required=True)
     ap.add_argument("--owner-pid", type=int, default=0)
+    ap.add_argument(
+        "--network",
+        choices=("none", "mizar"),
+        default="none",
+        help="mizar: every pod gets a Mizar Endpoint (SCALE-3); none: the node's pool",
+    )
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

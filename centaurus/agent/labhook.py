@@ -36,8 +36,9 @@ def _memory_share(n: int) -> str:
     return f"{max(1, kib // (1024 * 1024) // max(1, n))}Gi"
 
 
-def lab_agent_configs(lab: Any, cp_dir: Path, server: str, fleet: Fleet, opts: dict[str, Any],
-                      owner_pid: int = 0) -> list[AgentConfig]:
+def lab_agent_configs(
+    lab: Any, cp_dir: Path, server: str, fleet: Fleet, opts: dict[str, Any], owner_pid: int = 0
+) -> list[AgentConfig]:
     """One agent config per lab droplet (and edge host) of the control plane in ``cp_dir``."""
     from centaurus.controlplane.credentials import mint_kubeconfig
 
@@ -120,7 +121,17 @@ def node_hook(target: Any, ctx: Any) -> Callable[[], None] | None:
     from centaurus.agent.targethooks import AgentComponents, HollowNodes, resource_usage
 
     opts = {**dict(getattr(target, "options", {}) or {}), **dict(ctx.options or {})}
-    hollow = HollowNodes(Path(ctx.state_dir), Path(target.kubeconfig()), {k: str(v) for k, v in opts.items()})
+
+    def hollow_network() -> str:
+        # pods on hollow nodes get Mizar endpoints when the target runs the Mizar management plane
+        # (SCALE-3 measures its per-endpoint cost); option hollow_network=none|mizar overrides
+        if opts.get("hollow_network"):
+            return str(opts["hollow_network"])
+        return "mizar" if "mizar" in target.capabilities() else "none"
+
+    hollow = HollowNodes(
+        Path(ctx.state_dir), Path(target.kubeconfig()), {k: str(v) for k, v in opts.items()}, hollow_network
+    )
     if hasattr(target, "add_hook_method"):
         target.add_hook_method("add_hollow_nodes", hollow.add_hollow_nodes)
         target.add_hook_method("remove_hollow_nodes", hollow.remove_hollow_nodes)

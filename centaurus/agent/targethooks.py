@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,17 @@ from centaurus.agent.hollow import HollowClient
 
 
 class HollowNodes:
-    def __init__(self, state_dir: Path, kubeconfig: Path, options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        kubeconfig: Path,
+        options: dict[str, str] | None = None,
+        network: Callable[[], str] = lambda: "none",
+    ) -> None:
         self.dir = Path(state_dir) / "hollow"
         self.kubeconfig = kubeconfig
         self.options = dict(options or {})
+        self.network = network  # asked when the fleet starts: every node hook has run by then
         self.proc: subprocess.Popen[bytes] | None = None
         self.client: HollowClient | None = None
 
@@ -56,6 +64,8 @@ class HollowNodes:
             self.options.get("hollow_lease_duration", "240"),
             "--lease-renew",
             self.options.get("hollow_lease_renew", "60"),
+            "--network",
+            self.network(),
         ]
         log = open(self.dir / "fleet.log", "ab")  # noqa: SIM115 - handed to the child
         try:
