@@ -68,8 +68,10 @@ class NodeLifecycleController(Controller):
         self.default_grace = self.ctx.opt("node_default_grace", 40.0)
         self.eviction_timeout = self.ctx.opt("pod_eviction_timeout", 10.0)
         self.pods = pods_informer(self.ctx)
-        self.leases = self.ctx.informers.get("leases", tenant="system", namespace=LEASE_NS)
-        return self.ctx.informers.get("nodes", tenant=None)
+        self.leases = self.ctx.informers.get(
+            "leases", tenant="system", namespace=LEASE_NS, transform=pu.slim_lease
+        )
+        return self.ctx.informers.get("nodes", tenant=None, transform=pu.slim_node)
 
     def wants(self, typ: str, old: Obj | None, new: Obj | None) -> bool:
         if typ != "MODIFIED" or old is None or new is None:

@@ -218,3 +218,25 @@ def int_or_percent(value: Any, total: int, round_up: bool) -> int:
         q, r = divmod(pct * total, 100)
         return q + (1 if round_up and r else 0)
     return int(s)
+
+
+def slim_node(node: Obj) -> Obj:
+    """What the node lifecycle controller reads of a node: identity, taints, conditions. Images,
+    addresses, node info and capacity stay out of the cache (most of a node's bytes)."""
+    md = meta(node)
+    keep_md = {
+        k: md[k] for k in ("name", "uid", "creationTimestamp", "resourceVersion", "hashKey") if k in md
+    }
+    spec = node.get("spec") or {}
+    keep_spec = {k: spec[k] for k in ("taints", "unschedulable") if k in spec}
+    conds = [{k: _i(v) for k, v in c.items()} for c in (node.get("status") or {}).get("conditions") or ()]
+    return {"metadata": keep_md, "spec": keep_spec, "status": {"conditions": conds}}
+
+
+def slim_lease(lease: Obj) -> Obj:
+    md = meta(lease)
+    spec = lease.get("spec") or {}
+    return {
+        "metadata": {k: _i(md[k]) for k in ("name", "namespace", "tenant", "resourceVersion") if k in md},
+        "spec": {k: spec[k] for k in ("holderIdentity", "leaseDurationSeconds", "renewTime") if k in spec},
+    }

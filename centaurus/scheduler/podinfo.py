@@ -178,3 +178,24 @@ def _shared(v: Any) -> Any:
 
 def _i(v: Any) -> Any:
     return sys.intern(v) if isinstance(v, str) and len(v) <= 64 else v
+
+
+def slim_node(node: Obj) -> Obj:
+    """The scheduler's node transform: name, labels, taints, unschedulable, allocatable/capacity
+    and the Ready condition -- what the filters, scores and the table read."""
+    md = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    out_md: Obj = {k: md[k] for k in ("name", "resourceVersion") if k in md}
+    if md.get("labels"):
+        out_md["labels"] = {_i(k): _i(v) for k, v in md["labels"].items()}
+    out_spec = {k: spec[k] for k in ("taints", "unschedulable") if k in spec}
+    out_status: Obj = {k: _shared(status[k]) for k in ("allocatable", "capacity") if k in status}
+    ready = [
+        {"type": "Ready", "status": _i(c.get("status"))}
+        for c in status.get("conditions") or ()
+        if c.get("type") == "Ready"
+    ]
+    if ready:
+        out_status["conditions"] = ready
+    return {"metadata": out_md, "spec": out_spec, "status": out_status}

@@ -31,7 +31,7 @@ from centaurus.scheduler import spread
 from centaurus.scheduler.binder import Binder
 from centaurus.scheduler.filters import failure_message
 from centaurus.scheduler.nodetable import NodeTable
-from centaurus.scheduler.podinfo import owner_uid, slim_for_scheduler
+from centaurus.scheduler.podinfo import owner_uid, slim_for_scheduler, slim_node
 from centaurus.scheduler.queue import SchedulingQueue
 
 log = logging.getLogger("centaurus.scheduler")
@@ -62,7 +62,7 @@ class Scheduler:
         self.stats_file = stats_file
         self.table = NodeTable()
         self.queue = SchedulingQueue()
-        self.nodes = Informer(api, "nodes", tenant=None)
+        self.nodes = Informer(api, "nodes", tenant=None, transform=slim_node)
         self.pods = Informer(api, "pods", tenant="all", transform=slim_for_scheduler)
         self.pods.add_index(
             "ns", lambda p: [f"{p['metadata'].get('tenant')}/{p['metadata'].get('namespace')}"]
