@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -88,6 +89,11 @@ async def _sample(state_dir: Path, window: float, extra: dict[str, int]) -> dict
             "pss_bytes": c["pss_bytes"],
         }
     return {"components": comps, "store_bytes": u1["store_bytes"], "stores": u1["stores"]}
+
+
+def _cpu_by_component(state_dir: Path, fleet_pid: int) -> dict[str, float]:
+    u = control_plane_usage(state_dir, {"fleet": fleet_pid, "campaign": os.getpid()})
+    return {k: float(v["cpu_seconds"]) for k, v in u["components"].items()}
 
 
 def _cpu_total(state_dir: Path) -> float:
@@ -249,6 +255,7 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         idle_rate = sum(c["cpu_cores"] for c in points_nodes[-1]["components"].values())
         details["idle_cpu_cores_at_full_hosts"] = idle_rate
         cpu0, t_cpu0 = _cpu_total(state_dir), time.monotonic()
+        per0 = _cpu_by_component(state_dir, fleet.proc.pid)
         for k in range(1, p.steps + 1):
             target = p.pods * k // p.steps
             items = [(f"density-{i // p.pods_per_ns}", f"p-{i}") for i in range(made, target)]
@@ -266,6 +273,10 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         details["achieved_rates"] = rates
         # gross: everything the control plane spent while the pods were created and started
         details["cpu_seconds_per_pod_created"] = (_cpu_total(state_dir) - cpu0) / max(1, p.pods)
+        per1 = _cpu_by_component(state_dir, fleet.proc.pid)
+        details["cpu_ms_per_pod_created_by_component"] = {
+            k: round((v - per0.get(k, 0.0)) * 1000 / max(1, p.pods), 3) for k, v in per1.items()
+        }
         details["pod_phase_seconds"] = time.monotonic() - t_cpu0
         details["scheduler"] = _sched_stats(state_dir)
         # startup latency over every pod of every namespace
