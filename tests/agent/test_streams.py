@@ -99,18 +99,26 @@ def test_kubectl_exec_streams_and_exit_codes(cluster: Cluster, streams_ns: str, 
     assert cp.stdout.split() == ["12"], cp.stdout
 
 
-def test_kubectl_exec_with_a_terminal(cluster: Cluster, streams_ns: str) -> None:
-    """``exec -it``: kubectl asks for a tty; driven through ``script`` so kubectl has a terminal."""
-    binary = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
+@pytest.mark.parametrize("version", VERSIONS)
+def test_kubectl_exec_with_a_terminal(cluster: Cluster, streams_ns: str, version: str) -> None:
+    """``exec -it``: kubectl asks for a tty (and a resize stream); driven through ``script`` so
+    kubectl itself has a terminal (80x24 -> the container sees the size kubectl sent)."""
+    from .conftest import KUBECTL
+
+    binary = KUBECTL[version]
+    if not binary.exists():
+        pytest.skip(f"not-verified: kubectl {version} is not installed here")
     cmd = (
-        f"{binary} --kubeconfig={cluster.kubeconfig} --cache-dir={cluster.base}/kc-tty exec -it talker "
-        f"-n {streams_ns} -- sh -c 'tty; stty size; echo done'"
+        f"stty cols 97 rows 31; {binary} --kubeconfig={cluster.kubeconfig} "
+        f"--cache-dir={cluster.base}/kc-tty-{version} exec -it talker -n {streams_ns} -- "
+        "sh -c 'tty; stty size; echo done'"
     )
     cp = subprocess.run(
         ["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=60, input=""
     )
     out = cp.stdout.replace("\r", "")
     assert "/dev/pts/" in out and "done" in out, out
+    assert "31 97" in out, out
 
 
 def test_kubectl_attach_follows_output(cluster: Cluster, ns: str) -> None:

@@ -176,8 +176,8 @@ async def serve_websocket(request: web.Request, opts: ExecOptions, start: Starte
             elif ch == RESIZE:
                 await _resize(session, payload)
             elif ch == CLOSE and payload[:1] == bytes([STDIN]):
-                await session.close_stdin()
-        await session.close_stdin()
+                await _end_stdin(session, opts.tty)
+        await _end_stdin(session, opts.tty)
 
     reader = asyncio.ensure_future(inbound())
     code = await _finish(session, pumps)
@@ -250,11 +250,19 @@ async def serve_spdy(conn: spdy.ByteConn, proto: str, opts: ExecOptions, start: 
     serving.cancel()
 
 
+async def _end_stdin(ex: ExecSession, tty: bool) -> None:
+    """The client's stdin ended. Without a tty the process sees EOF; with one there is no half-close
+    -- the session's end hangs the terminal up -- and a ^D typed into the terminal on the user's
+    behalf races with the command (``kubectl exec -it pod -- stty size </dev/null`` must work)."""
+    if not tty:
+        await ex.close_stdin()
+
+
 async def _stdin(st: spdy.Stream, ex: ExecSession) -> None:
     while True:
         data = await st.read()
         if not data:
-            await ex.close_stdin()
+            await _end_stdin(ex, ex.tty)
             return
         if ex.stdin is not None:
             ex.stdin.write(data)
