@@ -81,6 +81,8 @@ class CaseResult:
     clean_after_delete: bool = False
     failed: list[str] = field(default_factory=list)
     ping_ok: bool | None = None
+    #: CPU seconds per endpoint during the burst: network operators (all instances), API server
+    cpu_ms_per_endpoint: dict[str, float] = field(default_factory=dict)
     #: where the time goes (hollow): create -> address allocated and recorded (operator's first
     #: write), -> programmed and Provisioned (second write), -> seen by the watcher
     breakdown: dict[str, list[float]] = field(default_factory=dict)
@@ -132,6 +134,24 @@ class ProvisioningBench:
     def down(self) -> None:
         if self.cp is not None:
             self.cp.down()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the control plane's network operators and API server (empty for
+        a control plane this bench did not start)."""
+        from centaurus.perf.hostcost import proc_cpu_seconds
+
+        st = self.cp.load() if self.cp is not None else None
+        out: dict[str, float] = {}
+        for c in st.components if st is not None else []:
+            kind = "network-operators" if c.kind == "network-operator" else c.name
+            if kind in ("network-operators", "apiserver") and c.pid:
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    out[kind] = out.get(kind, 0.0) + proc_cpu_seconds(c.pid)
+        return out
+
+    def _cpu_per_endpoint(self, before: dict[str, float], n: int) -> dict[str, float]:
+        after = self.cpu()
+        return {k: round((after[k] - before.get(k, 0.0)) * 1e3 / max(1, n), 2) for k in after}
 
     # ---- real droplets ---------------------------------------------------------------------------
     def real_case(self, droplets: int, endpoints: int, rate: float, bouncers: int = 2) -> CaseResult:
@@ -229,7 +249,9 @@ class ProvisioningBench:
                 res.latency_ms.append(float(t["endpoint_ms"]))
                 res.setup_ms.append(float(t["plumb_ms"]) + float(t["endpoint_ms"]) + float(t["address_ms"]))
 
+            cpu0 = self.cpu()
             await _at_rate(one, count, rate)
+            res.cpu_ms_per_endpoint = self._cpu_per_endpoint(cpu0, count)
             eps = await api.list(
                 "endpoints",
                 namespace="default",
@@ -399,11 +421,13 @@ class ProvisioningBench:
                 except Exception as exc:
                     res.failed.append(f"{name}: {exc}")
 
+            cpu0 = self.cpu()
             await _at_rate(one, count, rate)
             await _wait(
                 lambda: _true(len(seen) >= len(created) - len(res.failed)), 60, "endpoints provisioned"
             )
             watch.cancel()
+            res.cpu_ms_per_endpoint = self._cpu_per_endpoint(cpu0, count)
             res.latency_ms = [(seen[k] - created[k]) * 1e3 for k in created if k in seen]
             eps = (await api.list("endpoints", namespace=ns, tenant=M.SYSTEM, group_version=M.GV))["items"]
             for e in eps:
@@ -676,6 +700,8 @@ def results(cases: list[CaseResult], target_p99_ms: float, out: Result | None = 
         out.figures.append(
             Figure("transitd_calls_per_endpoint", c.calls / max(1, c.endpoints), "calls", labels)
         )
+        for comp, ms in c.cpu_ms_per_endpoint.items():
+            out.figures.append(Figure("cpu_per_endpoint", ms, "ms", {**labels, "component": comp}))
         out.figures.append(
             Figure(
                 "provisioning_p99",
