@@ -167,12 +167,12 @@ def slim_pod(pod: Obj) -> Obj:
 _REF_KEYS = ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
 
 
-_SHARED: dict[str, Any] = {}
+_SHARED: dict[Any, Any] = {}
 
 
 def _shared(v: Any) -> Any:
     """One copy of equal read-only structures (every pod of a template has the same tolerations)."""
-    key = json.dumps(v, sort_keys=True)
+    key = (type(v).__name__, repr(v))
     got = _SHARED.get(key)
     if got is None:
         if len(_SHARED) > 10_000:
