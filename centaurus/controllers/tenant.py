@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from centaurus.client.aio import AsyncClient
 from centaurus.client.rest import ApiError
+from centaurus.controllers.podutil import parse_rfc3339
 from centaurus.controllers.runtime.controller import Controller
 from centaurus.controllers.runtime.informer import Informer
 
@@ -61,9 +63,19 @@ async def _custom_kinds(api: AsyncClient, tenant: str, scope: str) -> list[tuple
     return out
 
 
+#: seconds a deleted object may keep its finalizers before namespace/tenant deletion strips them
+FINALIZER_GRACE = 30.0
+
+
 async def _delete_all(api: AsyncClient, kinds: list[tuple[str, str]], tenant: str, ns: str | None) -> int:
-    """Delete every object of ``kinds`` (force, grace 0); returns how many were left to delete."""
+    """Delete every object of ``kinds`` (grace 0); returns how many were left to delete.
+
+    Objects with finalizers are deleted and then waited for, as Kubernetes' namespace deleter
+    does, so finalizer-based cleanups (Mizar endpoints deprovisioning their hosts, foreground
+    deletion) run; only an object still there ``FINALIZER_GRACE`` seconds after its deletion
+    started loses its finalizers, so a finalizer nobody serves cannot block a tenant forever."""
     left = 0
+    now = time.time()
     for plural, gv in kinds:
         try:
             lst = await api.list(plural, namespace=ns, tenant=tenant, group_version=gv)
@@ -74,7 +86,27 @@ async def _delete_all(api: AsyncClient, kinds: list[tuple[str, str]], tenant: st
         for item in lst.get("items") or []:
             left += 1
             md = item["metadata"]
-            if md.get("finalizers"):
+            since = parse_rfc3339(md.get("deletionTimestamp"))
+            if since is None:
+                with contextlib.suppress(ApiError):
+                    await api.delete(
+                        plural,
+                        md["name"],
+                        namespace=ns,
+                        tenant=tenant,
+                        group_version=gv,
+                        grace_period=0,
+                        propagation="Background",
+                    )
+            elif md.get("finalizers") and now - since > FINALIZER_GRACE:
+                log.warning(
+                    "%s %s/%s: finalizers %s not served in %.0f s: removed",
+                    plural,
+                    ns,
+                    md["name"],
+                    md["finalizers"],
+                    now - since,
+                )
                 with contextlib.suppress(ApiError):
                     await api.patch(
                         plural,
@@ -84,16 +116,6 @@ async def _delete_all(api: AsyncClient, kinds: list[tuple[str, str]], tenant: st
                         tenant=tenant,
                         group_version=gv,
                     )
-            with contextlib.suppress(ApiError):
-                await api.delete(
-                    plural,
-                    md["name"],
-                    namespace=ns,
-                    tenant=tenant,
-                    group_version=gv,
-                    grace_period=0,
-                    propagation="Background",
-                )
     return left
 
 
@@ -142,10 +164,10 @@ class TenantController(Controller):
             if not ns["metadata"].get("deletionTimestamp"):
                 await self.api.delete("namespaces", ns["metadata"]["name"], tenant=name, missing_ok=True)
         if nss.get("items"):
-            return 0.2  # the namespace controller empties them; check again
+            return 0.5  # the namespace controller empties them; check again
         kinds = TENANT_LEVEL + await _custom_kinds(self.api, name, "Cluster")
         if await _delete_all(self.api, kinds, name, None):
-            return 0.2
+            return 0.5
         await _finalize(self.api, f"/api/v1/tenants/{name}/finalize", obj)
         log.info("tenant %s finalized", name)
         return None
@@ -176,6 +198,6 @@ class NamespaceController(Controller):
         tenant, name = md.get("tenant") or "system", md["name"]
         kinds = NAMESPACED_BUILTIN + await _custom_kinds(self.api, tenant, "Namespaced")
         if await _delete_all(self.api, kinds, tenant, name):
-            return 0.2
+            return 0.5
         await _finalize(self.api, f"/api/v1/tenants/{tenant}/namespaces/{name}/finalize", obj)
         return None
