@@ -26,6 +26,7 @@ from centaurus.objects import lifecycle, patch, table, validation
 from centaurus.objects.selectors import both, field_selector, label_selector
 from centaurus.objects.status import ApiStatusError, conflict, invalid, status_success
 from centaurus.store.base import StoreError
+from centaurus.store.partitions import revision_for
 
 PATCH_RETRIES = 5
 NODES = K.must("", "v1", "nodes")
@@ -339,16 +340,21 @@ async def _create_subresource(call: Call, body: Any) -> web.Response:
     )
 
 
+def _own_revision(call: Call, rv: str) -> int | None:
+    """The revision a precondition names for this object: a plain integer as is; a composite
+    (object seen in a cross-partition list/watch) by its component of the object's partition,
+    which the watch stamps with the object's own revision. None if it cannot be one."""
+    try:
+        return revision_for(rv, call.storage.part_for(call.kind, call.tenant).index, len(call.storage.parts))
+    except ValueError:
+        return None
+
+
 async def _mutate(call: Call, fn: Any, expected_rv: str | None = None) -> dict[str, Any]:
     """Read, transform, compare-and-swap; retried on conflict unless the client pinned a version."""
     for _ in range(PATCH_RETRIES):
         cur, rev = await call.storage.get(call.kind, call.tenant, call.ns, call.name)
-        if expected_rv and "." in expected_rv:
-            # a composite version (object seen in a cross-partition watch): its partition's part
-            comps = expected_rv.split(".")
-            idx = call.storage.part_for(call.kind, call.tenant).index
-            expected_rv = comps[idx] if idx < len(comps) else expected_rv
-        if expected_rv and expected_rv != str(rev):
+        if expected_rv and _own_revision(call, expected_rv) != rev:
             raise conflict(call.kind.plural, call.name, call.kind.group)
         new = fn(copy.deepcopy(cur))
         try:
@@ -502,7 +508,7 @@ async def delete_one(call: Call, name: str, opts: dict[str, Any]) -> dict[str, A
                 f"meta: {cur['metadata'].get('uid')}",
                 "Conflict",
             )
-        if pre.get("resourceVersion") and pre["resourceVersion"] != str(rev):
+        if pre.get("resourceVersion") and _own_revision(call, str(pre["resourceVersion"])) != rev:
             raise conflict(kind.plural, name, kind.group)
         md = cur["metadata"]
         graceful = _graceful(call, cur, opts)

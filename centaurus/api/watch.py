@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,6 +31,43 @@ BOOKMARK_EVERY = 5.0
 
 def _line(ev_type: str, raw: bytes) -> bytes:
     return b'{"type":"' + ev_type.encode() + b'","object":' + raw + b"}\n"
+
+
+class Positions:
+    """Where a watch stream stands in each partition it reads, and the resourceVersions it
+    stamps. A cross-partition stream stamps every object with a composite "<r0>.<r1>..." whose
+    own partition's component is the object's revision (a valid update precondition) and whose
+    other components are the positions delivered so far (resuming from it misses nothing; see
+    docs/ARCHITECTURE.md "The store"). A single-partition stream stamps nothing (objects carry
+    their revision)."""
+
+    def __init__(self, start: dict[int, int], n: int, cache_revision: Callable[[int], int]) -> None:
+        self.pos = dict(start)
+        self.n = n
+        self.cache_revision = cache_revision
+
+    def composite(self, idx: int = -1, own: int = 0) -> str:
+        return ".".join(
+            str(own if i == idx else self.pos.get(i, self.cache_revision(i))) for i in range(self.n)
+        )
+
+    def stamp(self, idx: int, rev: int, live: bool = True) -> str:
+        """The version of an object of partition ``idx`` at revision ``rev``; ``live`` events
+        advance the position (initial-state objects are all below it already)."""
+        if live:
+            self.pos[idx] = max(self.pos[idx], rev)
+        return self.composite(idx, rev)
+
+    def bookmark(self, drained: Callable[[int], bool]) -> str:
+        """A partition whose event queue is ``drained`` has sent everything up to its cache
+        revision; one with events still queued (a getter woken but not yet run) stays where it
+        is, or a client resuming from the bookmark would skip those events."""
+        for i in self.pos:
+            if drained(i):
+                self.pos[i] = max(self.pos[i], self.cache_revision(i))
+        if len(self.pos) == 1:
+            return str(next(iter(self.pos.values())))
+        return self.composite()
 
 
 async def watch(call: Call) -> web.StreamResponse:
@@ -102,31 +140,21 @@ async def watch(call: Call) -> web.StreamResponse:
             return _line(ev_type, orjson.dumps(t))
         return _line(ev_type, raw)
 
-    # delivered position per partition; cross-partition streams stamp every object with the
-    # composite "<r0>.<r1>..." after its event, so a client resumes from any event exactly
-    pos = {i: revs.get(i, start_revs[i]) for i in parts}
+    positions = Positions(
+        {i: revs.get(i, start_revs[i]) for i in parts},
+        len(call.storage.parts),
+        lambda i: call.storage.parts[i].revision,
+    )
+    queue_of = {idx: w.queue for (idx, _), (_, w) in zip(prefixes, watchers, strict=True)}
 
-    def composite() -> str:
-        return ".".join(
-            str(pos.get(i, call.storage.parts[i].revision)) for i in range(len(call.storage.parts))
-        )
-
-    def emit(ev_type: str, idx: int, rev: int, obj: dict[str, Any], raw: bytes) -> bytes:
+    def emit(ev_type: str, idx: int, rev: int, obj: dict[str, Any], raw: bytes, live: bool = True) -> bytes:
         if not multi:
             return encode(ev_type, obj, raw)
-        pos[idx] = max(pos[idx], rev)
-        stamped = {**obj, "metadata": {**obj["metadata"], "resourceVersion": composite()}}
+        stamped = {**obj, "metadata": {**obj["metadata"], "resourceVersion": positions.stamp(idx, rev, live)}}
         return encode(ev_type, stamped, orjson.dumps(stamped))
 
     def bookmark(extra: dict[str, str] | None = None) -> bytes:
-        if not multi:
-            pos[parts[0]] = call.storage.parts[parts[0]].revision
-            cur = str(pos[parts[0]])
-        else:
-            for i in parts:  # everything up to the cache revision has been drained and sent
-                pos[i] = max(pos[i], call.storage.parts[i].revision)
-            cur = composite()
-        md: dict[str, Any] = {"resourceVersion": cur}
+        md: dict[str, Any] = {"resourceVersion": positions.bookmark(lambda i: queue_of[i].empty())}
         if extra:
             md["annotations"] = extra
         return _line(
@@ -137,7 +165,7 @@ async def watch(call: Call) -> web.StreamResponse:
     try:
         out = []
         for idx, e in initial_entries:
-            out.append(emit("ADDED", idx, start_revs[idx], e.obj, e.raw))
+            out.append(emit("ADDED", idx, e.rev, e.obj, e.raw, live=False))
         for idx, ev in sorted(backlog, key=lambda x: x[1].rev):
             out.append(emit(ev.type, idx, ev.rev, ev.entry.obj, ev.entry.raw))
         if initial and bookmarks:
@@ -146,7 +174,7 @@ async def watch(call: Call) -> web.StreamResponse:
             await resp.write(b"".join(out))
         deadline = time.monotonic() + timeout
         last_mark = time.monotonic()
-        queues = [(idx, w.queue) for (idx, _), (_, w) in zip(prefixes, watchers, strict=True)]
+        queues = list(queue_of.items())
         while True:
             left = deadline - time.monotonic()
             if left <= 0:

@@ -21,9 +21,11 @@ event's object, kubectl watches from the list's), so:
 
 - a cross-partition list returns the composite of each partition's read revision in
   ``metadata.resourceVersion``; its items keep their own plain revisions (for updates);
-- a cross-partition watch stamps every event's object (and bookmarks) with the composite *after*
-  that event (:meth:`Partitions.watch_all`), so resuming from any object's resourceVersion
-  resumes every partition exactly where that client stopped: no gap, no duplicate;
+- a cross-partition watch yields the composite *after* each event (:meth:`Partitions.watch_all`),
+  whose component of the event's partition is the event's revision, i.e. the object's own: the
+  API server stamps it on the event's object, so resuming from any object's resourceVersion
+  resumes every partition exactly where that client stopped (no gap, no duplicate) and the
+  same string is a valid update precondition for that object;
 - a composite sent back for an update precondition is resolved with :func:`revision_for` (the
   component of the object's partition equals the object's own revision);
 - a plain non-zero integer on a cross-partition watch cannot be placed and is answered
