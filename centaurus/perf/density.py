@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from centaurus.client.aio import AsyncClient
-from centaurus.client.rest import ApiClient, ApiError
+from centaurus.client.rest import ApiError
 from centaurus.controlplane.supervisor import ControlPlane
 from centaurus.perf import scale_model
 from centaurus.perf.apiprobe import ApiProbe
 from centaurus.perf.core import Figure, Result
 from centaurus.perf.fleetproc import FleetProc, wait_fleet
-from centaurus.perf.measurements.pod_startup import PodStartupMeasurement, perfdata
+from centaurus.perf.measurements.pod_startup import perfdata
+from centaurus.perf.podwatch import PodStartupWatch
 from centaurus.perf.usage import control_plane_usage
 
 Obj = dict[str, Any]
@@ -114,12 +115,15 @@ def _point(nodes: int, pods: int, sample: dict[str, Any], fleet: str = "fleet") 
 
 # ---- pods -------------------------------------------------------------------------------------
 def pod_manifest(
-    name: str, scheduler: str = "default-scheduler", selector: dict[str, str] | None = None
+    name: str,
+    scheduler: str = "default-scheduler",
+    selector: dict[str, str] | None = None,
+    app: str = "density",
 ) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "density"}},
+        "metadata": {"name": name, "labels": {"app": app}},
         "spec": {
             "schedulerName": scheduler,
             "nodeSelector": selector or HOLLOW,
@@ -140,7 +144,7 @@ async def _create_at_rate(
     api: AsyncClient,
     items: list[tuple[str, str]],
     rate: float,
-    measures: dict[str, PodStartupMeasurement] | None = None,
+    watch: PodStartupWatch | None = None,
 ) -> float:
     """Open-loop creation at ``rate`` pods/s (0: as fast as 64 in flight allow); achieved rate."""
     sem = asyncio.Semaphore(64)
@@ -154,8 +158,10 @@ async def _create_at_rate(
                     await api.create(
                         "pods",
                         pod_manifest(name)
-                        if measures is not None
-                        else pod_manifest(name, "density-burst", {"centaurus.io/density-burst": "true"}),
+                        if watch is not None
+                        else pod_manifest(
+                            name, "density-burst", {"centaurus.io/density-burst": "true"}, "density-burst"
+                        ),
                         namespace=ns,
                     )
                     return
@@ -175,8 +181,8 @@ async def _create_at_rate(
             if delay > 0:
                 await asyncio.sleep(delay)
         await sem.acquire()
-        if measures is not None:
-            measures[ns].created(name)
+        if watch is not None:
+            watch.created(ns, name)
         tasks.append(asyncio.create_task(one(ns, name)))
     await asyncio.gather(*tasks)
     if errors:
@@ -214,9 +220,8 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
     _log(f"control plane up ({store} x{partitions}) under {state_dir}")
     cp.up(store=store, partitions=partitions, port=0)
     api = AsyncClient.from_kubeconfig(str(cp.kubeconfig), pool=96)
-    sync_api = ApiClient.from_kubeconfig(str(cp.kubeconfig))
     fleet: FleetProc | None = None
-    measures: dict[str, PodStartupMeasurement] = {}
+    watch: PodStartupWatch | None = None
     res = Result()
     details: dict[str, Any] = {"profile": asdict(p), "store": store, "partitions": partitions}
     try:
@@ -244,10 +249,7 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         for i in range(n_ns):
             await _ensure_ns(api, f"density-{i}")
         await _ensure_ns(api, "density-probe")
-        for i in range(n_ns):
-            measures[f"density-{i}"] = await asyncio.to_thread(
-                PodStartupMeasurement(sync_api, f"density-{i}", kind="hollow").start
-            )
+        watch = await PodStartupWatch(api, "app=density", kind="hollow").start()
         probe = ApiProbe(api, "density-probe", p.probe_rate).start()
         points_pods = [points_nodes[-1]]
         made = 0
@@ -260,10 +262,8 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
             target = p.pods * k // p.steps
             items = [(f"density-{i // p.pods_per_ns}", f"p-{i}") for i in range(made, target)]
             _log(f"pods: creating {len(items)} at {p.rate:g}/s (to {target})")
-            rates.append(await _create_at_rate(api, items, p.rate, measures))
-            for ns in {ns for ns, _ in items}:
-                names = [n for s, n in items if s == ns]
-                await asyncio.to_thread(measures[ns].wait, names, 120 + len(names) / 10)
+            rates.append(await _create_at_rate(api, items, p.rate, watch))
+            await watch.wait([f"{ns}/{n}" for ns, n in items], 120 + len(items) / 10)
             made = target
             points_pods.append(
                 _point(p.nodes, made, await _sample(state_dir, p.window, {"fleet": fleet.proc.pid}))
@@ -280,17 +280,10 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         details["pod_phase_seconds"] = time.monotonic() - t_cpu0
         details["scheduler"] = _sched_stats(state_dir)
         # startup latency over every pod of every namespace
-        per: dict[str, list[float]] = {}
-        for m in measures.values():
-            for s in (await asyncio.to_thread(m.stamps)).values():
-                for t, v in s.transitions().items():
-                    per.setdefault(t, []).append(v)
-            m.stop()
+        await watch.stop()
+        per = watch.transitions()
         labels = {"Nodes": str(p.nodes), "Pods": str(p.pods), "Rate": f"{p.rate:g}/s"}
-        for t, vals in per.items():
-            res.perfdata.append(
-                perfdata(vals, {"Metric": "pod_startup", "Kind": "hollow", "Transition": t, **labels})
-            )
+        res.perfdata += watch.gather(labels)
         res.perfdata += probe.perfdata({"Phase": "density", **labels})
         _figures(res, p, per, probe, burst, labels)
         # 4. costs and the projection
@@ -319,12 +312,11 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         res.details["density"] = details
         return res
     finally:
-        for m in measures.values():
-            m.stop()
+        if watch is not None:
+            await watch.stop()
         if fleet is not None:
             fleet.stop()
         await api.close()
-        sync_api.close()
         cp.down()
 
 
