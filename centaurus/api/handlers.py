@@ -244,9 +244,9 @@ async def create(call: Call) -> web.Response:
     if kind.kind == "Tenant":
         obj["metadata"].pop("tenant", None)
         sid = str((obj.get("spec") or {}).get("storageClusterId") or "")
-        if not sid:
-            obj["spec"]["storageClusterId"] = str(call.storage.choose_partition())
-        elif not (sid.isdigit() and int(sid) < len(call.storage.parts)):
+        try:
+            call.storage.partitions.parse_cluster_id(sid)
+        except ValueError:
             raise invalid(
                 "Tenant",
                 obj["metadata"].get("name", ""),
@@ -256,7 +256,10 @@ async def create(call: Call) -> web.Response:
                         f"unknown storage cluster {sid!r} (have 0..{len(call.storage.parts) - 1})",
                     )
                 ],
-            )
+            ) from None
+        if not sid:
+            chosen = call.storage.choose_partition(obj["metadata"].get("name", ""))
+            obj["spec"]["storageClusterId"] = str(chosen)
     validation.validate(kind, obj)
     name = obj["metadata"]["name"]
     call.admission.check_tenant_active(call.tenant)

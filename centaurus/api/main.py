@@ -16,14 +16,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from centaurus import plugins
 from centaurus.api.server import ServerConfig, bound_port, serve
 from centaurus.api.storage import SYSTEM, TENANTS, Storage, encode_for_store
 from centaurus.auth.pki import CA
 from centaurus.objects.kinds import must
 from centaurus.objects.lifecycle import now_rfc3339
-from centaurus.store.base import AlreadyExists, Store
-from centaurus.store.compactor import compact_periodically
+from centaurus.store.base import AlreadyExists
+from centaurus.store.partitions import Partitions
 
 log = logging.getLogger("centaurus.api")
 
@@ -46,22 +45,6 @@ def ensure_pki(state_dir: Path, hosts: list[str] | None = None) -> dict[str, Pat
     if not p["tokens"].exists():
         p["tokens"].touch(mode=0o600)
     return p
-
-
-async def open_stores(kind: str, partitions: int, state_dir: Path, options: dict[str, Any]) -> list[Store]:
-    """One started store per partition. etcd endpoints per partition come as
-    ``options["etcd_endpoints"]`` = ``["a,b,c", "d,e,f"]`` (the supervisor starts etcd)."""
-    cls = plugins.load("store", kind)
-    stores: list[Store] = []
-    for i in range(partitions):
-        if kind == "etcd":
-            eps = options["etcd_endpoints"][i].split(",")
-            s = cls(name=f"p{i}", endpoints=eps)
-            await s.start()
-        else:
-            s = await cls.open_partition(i, state_dir / "data", options)
-        stores.append(s)
-    return stores
 
 
 async def ensure_system_tenant(storage: Storage) -> None:
@@ -119,10 +102,12 @@ async def run(args: argparse.Namespace) -> None:
     state = Path(args.state_dir).resolve()
     paths = ensure_pki(state)
     options: dict[str, Any] = {}
-    if args.etcd_endpoints:
-        options["etcd_endpoints"] = args.etcd_endpoints.split(";")
-    stores = await open_stores(args.store, args.partitions, state, options)
-    storage = Storage(stores)
+    if args.etcd_endpoints:  # the supervisor starts etcd: "a,b,c;d,e,f" = per partition
+        options["endpoints"] = [eps.split(",") for eps in args.etcd_endpoints.split(";")]
+    partitions = await Partitions.open(
+        args.store, args.partitions, state / "data", options, placement="least-loaded", count_system=True
+    )
+    storage = Storage(partitions)
     await storage.start()
     await ensure_system_tenant(storage)
     # the watch cache holds millions of long-lived objects: move them out of the cyclic GC's
@@ -139,7 +124,7 @@ async def run(args: argparse.Namespace) -> None:
         ca_file=paths["ca"],
         token_file=paths["tokens"],
     )
-    compactors = [asyncio.create_task(compact_periodically(s, args.compact_interval)) for s in stores]
+    partitions.start_compactors(args.compact_interval)
     runner = await serve(storage, cfg)
     port = bound_port(runner)
     if args.port_file:
@@ -150,12 +135,9 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    for t in compactors:
-        t.cancel()
     await runner.cleanup()
     await storage.close()
-    for s in stores:
-        await s.close()
+    await partitions.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,15 +2,16 @@
 sees (built-ins plus its CRDs and the system tenant's), and the store calls with Kubernetes
 error mapping.
 
-Partition rule (Arktos data partitions): Tenant objects, Nodes and the system tenant live in
-partition 0; a tenant lives in the partition named by ``spec.storageClusterId`` (a partition
-index). A new tenant without one is given the least used partition at creation, so tenants
-spread over partitions and the choice is visible on the object.
+Partition rule (Arktos data partitions, :class:`centaurus.store.partitions.Partitions`):
+Tenant objects, Nodes and the system tenant live in partition 0; a tenant lives in the partition
+named by ``spec.storageClusterId`` (a partition index). A new tenant without one is given the
+least used partition at creation (``least-loaded`` placement, the system tenant counting in
+partition 0), so tenants spread over partitions and the choice is visible on the object. The
+Tenant objects in partition 0's watch cache are the truth; the Partitions' bindings follow them.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from centaurus.api.watchcache import Entry, KindCache, PartitionCache
 from centaurus.objects import kinds as K
 from centaurus.objects.status import ApiStatusError, already_exists, conflict, not_found
 from centaurus.store.base import KV, AlreadyExists, Conflict, NotFound, Store, StoreError, StoreUnavailable
+from centaurus.store.partitions import Partitions
 
 SYSTEM = "system"
 TENANTS = K.must("", "v1", "tenants")
@@ -43,6 +45,10 @@ def with_rv(obj: dict[str, Any], rev: int) -> dict[str, Any]:
     return obj
 
 
+def _cluster_id(tenant: dict[str, Any]) -> str:
+    return str((tenant.get("spec") or {}).get("storageClusterId") or "")
+
+
 def store_error(exc: StoreError, kind: K.Kind, name: str) -> ApiStatusError:
     if isinstance(exc, NotFound):
         return not_found(kind.plural, name, kind.group)
@@ -56,10 +62,11 @@ def store_error(exc: StoreError, kind: K.Kind, name: str) -> ApiStatusError:
 
 
 class Storage:
-    def __init__(self, stores: list[Store]) -> None:
-        if not stores:
-            raise ValueError("at least one data partition is needed")
-        self.parts = [PartitionCache(i, MeteredStore(s, i)) for i, s in enumerate(stores)]
+    def __init__(self, partitions: Partitions) -> None:
+        """``partitions``: opened with ``placement="least-loaded", count_system=True`` for the
+        API server's rule (any placement works; the caller closes them after :meth:`close`)."""
+        self.partitions = partitions
+        self.parts = [PartitionCache(i, MeteredStore(s, i)) for i, s in enumerate(partitions.all())]
 
     async def start(self) -> None:
         for p in self.parts:
@@ -75,22 +82,19 @@ class Storage:
         return e.obj if e else None
 
     def partition_index(self, tenant: str | None) -> int:
-        if tenant is None or tenant == SYSTEM or len(self.parts) == 1:
+        if tenant is None or len(self.parts) == 1:
             return 0
         t = self.tenant_object(tenant)
-        sid = str(((t or {}).get("spec") or {}).get("storageClusterId") or "")
-        if sid.isdigit() and int(sid) < len(self.parts):
-            return int(sid)
-        return zlib.crc32(tenant.encode()) % len(self.parts)
+        if t is None:
+            self.partitions.unbind(tenant)
+            return self.partitions.index_for(tenant)
+        return self.partitions.follow(tenant, _cluster_id(t))
 
-    def choose_partition(self) -> int:
-        """Least used partition for a new tenant (system tenant counts in partition 0)."""
-        used = [0] * len(self.parts)
-        used[0] += 1
-        for e in self.parts[0].kind(TENANTS.storage_prefix).entries(TENANTS.storage_prefix):
-            if e.obj["metadata"].get("name") != SYSTEM:
-                used[self.partition_index(e.obj["metadata"].get("name"))] += 1
-        return min(range(len(used)), key=lambda i: (used[i], i))
+    def choose_partition(self, tenant: str) -> int:
+        """Least used partition for the new ``tenant`` (system tenant counts in partition 0)."""
+        entries = self.parts[0].kind(TENANTS.storage_prefix).entries(TENANTS.storage_prefix)
+        self.partitions.follow_all({e.obj["metadata"].get("name", ""): _cluster_id(e.obj) for e in entries})
+        return self.partitions.place(tenant)
 
     def part_for(self, kind: K.Kind, tenant: str) -> PartitionCache:
         if kind.scope == "Cluster":

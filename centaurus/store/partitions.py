@@ -100,13 +100,18 @@ def stable_hash(tenant: str, n: int) -> int:
 class Partitions:
     """The data partitions of one control plane."""
 
-    def __init__(self, stores: Sequence[Store], *, placement: Placement = "hash") -> None:
+    def __init__(
+        self, stores: Sequence[Store], *, placement: Placement = "hash", count_system: bool = False
+    ) -> None:
+        """``count_system``: least-loaded placement counts the system tenant as one tenant of
+        partition 0 (the API server: the system tenant's objects are real load there)."""
         if not stores:
             raise ValueError("at least one partition is needed")
         if placement not in ("hash", "least-loaded"):
             raise ValueError(f"placement must be 'hash' or 'least-loaded', not {placement!r}")
         self._stores = list(stores)
         self.placement = placement
+        self.count_system = count_system
         self._bound: dict[str, int] = {}
         self._compactors: list[asyncio.Task[None]] = []
 
@@ -119,6 +124,7 @@ class Partitions:
         options: Mapping[str, Any] | None = None,
         *,
         placement: Placement = "hash",
+        count_system: bool = False,
     ) -> Partitions:
         """Open ``n`` partitions of store ``kind`` (a ``centaurus.stores`` entry point) under
         ``state_dir``: sqlite files ``partition-<i>.db``; etcd clusters started under
@@ -139,7 +145,7 @@ class Partitions:
                 if not isinstance(r, BaseException):
                     await r.close()
             raise errors[0]
-        return cls(results, placement=placement)  # type: ignore[arg-type]
+        return cls(results, placement=placement, count_system=count_system)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         for t in self._compactors:
@@ -187,6 +193,7 @@ class Partitions:
         if self.placement == "hash":
             return stable_hash(tenant, n)
         load = [0] * n
+        load[0] += int(self.count_system)
         for t, i in self._bound.items():
             if t != SYSTEM_TENANT:
                 load[i] += 1
@@ -203,11 +210,33 @@ class Partitions:
     def unbind(self, tenant: str) -> None:
         self._bound.pop(tenant, None)
 
-    def index_for(self, tenant: str) -> int:
+    def follow(self, tenant: str, storage_cluster_id: str | int | None) -> int:
+        """Bind ``tenant`` as its Tenant object says now: a valid ``storageClusterId`` is
+        taken; none or an invalid one binds the tenant at its stable hash (never a placement that
+        could differ between processes)."""
+        try:
+            idx = self.parse_cluster_id(storage_cluster_id)
+        except ValueError:
+            idx = None
         if tenant == SYSTEM_TENANT:
+            idx = 0
+        self._bound[tenant] = stable_hash(tenant, len(self._stores)) if idx is None else idx
+        return self._bound[tenant]
+
+    def follow_all(self, tenants: Mapping[str, str | int | None]) -> None:
+        """Replace every binding with ``{tenant: storageClusterId}`` of the Tenant objects as
+        they are now (see :meth:`follow`)."""
+        self._bound = {}
+        for t, sid in tenants.items():
+            self.follow(t, sid)
+
+    def index_for(self, tenant: str) -> int:
+        """Where ``tenant`` lives; an unbound tenant is looked up at its stable hash (with
+        ``hash`` placement also where :meth:`place` would put it) so the answer never varies."""
+        if tenant == SYSTEM_TENANT or len(self._stores) == 1:
             return 0
         idx = self._bound.get(tenant)
-        return idx if idx is not None else self.place(tenant)
+        return idx if idx is not None else stable_hash(tenant, len(self._stores))
 
     def for_tenant(self, tenant: str) -> Store:
         return self._stores[self.index_for(tenant)]

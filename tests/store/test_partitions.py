@@ -98,6 +98,23 @@ async def test_mapping_rules(tmp_path: Path) -> None:
         await parts.close()
 
 
+async def test_following_tenant_objects(tmp_path: Path) -> None:
+    """The API server's use: bindings follow the Tenant objects; least-loaded placement counts
+    the system tenant in partition 0; an unset or invalid id binds at the stable hash."""
+    parts = await Partitions.open("sqlite", 3, tmp_path)
+    try:
+        api = Partitions(parts.all(), placement="least-loaded", count_system=True)
+        assert api.place("first") == 1, "partition 0 already holds the system tenant"
+        api.follow_all({SYSTEM_TENANT: "0", "a": "1", "b": "", "c": "9"})
+        assert api.index_for("a") == 1
+        assert api.index_for("b") == stable_hash("b", 3) and api.index_for("c") == stable_hash("c", 3)
+        assert api.follow("a", "2") == 2 and api.index_for("a") == 2
+        api.follow_all({"x": "1", "y": "2"})
+        assert api.place("new") == 0 and api.index_for("a") == stable_hash("a", 3)
+    finally:
+        await parts.close()
+
+
 def test_resource_version_codec() -> None:
     assert encode_rv([7]) == "7"
     assert encode_rv([3, 9, 0]) == "3.9.0"
