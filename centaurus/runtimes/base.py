@@ -28,6 +28,7 @@ Contract every implementation keeps (the agent relies on it):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,27 @@ class ExecSession(Protocol):
 
 Listener = Callable[[str, str], None]
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class Listeners:
+    """A runtime's change listeners (:meth:`Runtime.add_listener`): called in order with
+    ``(sandbox uid, container name)``; one that raises is logged and the others still run, so a
+    buggy subscriber cannot stall the runtime's own bookkeeping."""
+
+    __slots__ = ("_fns",)
+
+    def __init__(self) -> None:
+        self._fns: list[Listener] = []
+
+    def add(self, fn: Listener) -> None:
+        self._fns.append(fn)
+
+    def __call__(self, uid: str, name: str) -> None:
+        for fn in self._fns:
+            try:
+                fn(uid, name)
+            except Exception:
+                logging.getLogger("centaurus.runtime").exception("runtime listener failed")
 
 
 @runtime_checkable

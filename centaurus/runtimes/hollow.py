@@ -19,6 +19,7 @@ from centaurus.runtimes.base import (
     ContainerStatus,
     ExecSession,
     Listener,
+    Listeners,
     Runtime,
     RuntimeError_,
     Sandbox,
@@ -34,20 +35,17 @@ class HollowRuntime:
     def __init__(self, state_dir: Path | None = None, options: Mapping[str, Any] | None = None) -> None:
         # pod uid -> (started_at, container names, stopped_at or 0.0, restart counts or None)
         self._pods: dict[str, tuple[float, tuple[str, ...], float, dict[str, int] | None]] = {}
-        self._listeners: list[Listener] | None = None
+        self._listeners = Listeners()
 
     async def prepare(self) -> None:
         return None
 
     def add_listener(self, fn: Listener) -> None:
-        if self._listeners is None:
-            self._listeners = []
-        self._listeners.append(fn)
+        self._listeners.add(fn)
 
     def _notify(self, uid: str, names: tuple[str, ...]) -> None:
-        for fn in self._listeners or ():
-            for n in names:
-                fn(uid, n)
+        for n in names:
+            self._listeners(uid, n)
 
     async def start(self, spec: SandboxSpec) -> Sandbox:
         names = tuple(c.name for c in spec.containers) or ((spec.vm or {}).get("name", "vm"),)

@@ -74,3 +74,26 @@ async def read_log(
             yield data
             continue
         await asyncio.sleep(POLL_SECONDS)
+
+
+def read_instance(
+    path_of: Callable[[int], Path],
+    count: int,
+    *,
+    previous: bool,
+    follow: bool,
+    tail_lines: int | None,
+    writing: Callable[[int], bool],
+    what: str,
+) -> AsyncIterator[bytes]:
+    """The log of a container's current instance ``count`` (its restart count), or of the one
+    before with ``previous`` (never followed: it has exited). ``writing(n)``: instance ``n`` is
+    still running, so a follow waits for more."""
+    from centaurus.runtimes.base import RuntimeError_
+
+    n = count - 1 if previous else count
+    if n < 0:
+        raise RuntimeError_("NotFound", f"{what} has no previous instance")
+    return read_log(
+        path_of(n), follow=follow and not previous, tail_lines=tail_lines, done=lambda: not writing(n)
+    )

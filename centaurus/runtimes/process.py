@@ -35,6 +35,7 @@ from centaurus.runtimes.base import (
     ContainerStatus,
     ExecSession,
     Listener,
+    Listeners,
     Runtime,
     RuntimeError_,
     Sandbox,
@@ -62,7 +63,7 @@ class ProcessRuntime:
         self._pods: dict[str, PodRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._watchers: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
         self._worker: PrivateMountWorker | None = None
         self._exec_seq = 0
         self._io: dict[tuple[str, str], ContainerIO] = {}
@@ -92,14 +93,7 @@ class ProcessRuntime:
         return self._worker
 
     def add_listener(self, fn: Listener) -> None:
-        self._listeners.append(fn)
-
-    def _notify(self, uid: str, name: str) -> None:
-        for fn in self._listeners:
-            try:
-                fn(uid, name)
-            except Exception:
-                log.exception("runtime listener failed")
+        self._listeners.add(fn)
 
     async def close(self) -> None:
         tasks = list(self._watchers.values())
@@ -249,7 +243,7 @@ class ProcessRuntime:
         self._reap_strays()
         await self._persist(rec)
         self._watch(rec, c)
-        self._notify(rec.uid, c.name)
+        self._listeners(rec.uid, c.name)
 
     def _watch(self, rec: PodRecord, c: ContainerRecord) -> None:
         key = (rec.uid, c.name)
@@ -295,7 +289,7 @@ class ProcessRuntime:
             alive.clear()
             if not fut.done():
                 fut.set_result(c.exit_code if c.exit_code is not None else 255)
-        self._notify(rec.uid, c.name)
+        self._listeners(rec.uid, c.name)
         if c.init and c.exit_code == 0 and not rec.stopped:
             await self._advance_init(rec)
 
@@ -315,7 +309,7 @@ class ProcessRuntime:
                 try:
                     await self._start_container(rec, c)
                 except RuntimeError_:
-                    self._notify(rec.uid, c.name)
+                    self._listeners(rec.uid, c.name)
 
     def _reap_strays(self) -> None:
         """crun's abandoned intermediates (one per start) are our zombies: reap them, sparing
@@ -463,16 +457,14 @@ class ProcessRuntime:
         previous: bool = False,
     ) -> AsyncIterator[bytes]:
         rec, c = self._ctr(sandbox, container)
-        n = c.restart_count - 1 if previous else c.restart_count
-        if n < 0:
-            raise RuntimeError_("NotFound", f"container {container!r} has no previous instance")
-        path = self._log_path(rec, c, n)
-        live = not previous
-        return logs.read_log(
-            path,
-            follow=follow and live,
+        return logs.read_instance(
+            lambda n: self._log_path(rec, c, n),
+            c.restart_count,
+            previous=previous,
+            follow=follow,
             tail_lines=tail_lines,
-            done=lambda: c.state != "running" or c.restart_count != n,
+            writing=lambda n: c.state == "running" and c.restart_count == n,
+            what=f"container {container!r}",
         )
 
     async def exec(

@@ -14,7 +14,7 @@ from typing import Any
 
 from centaurus.images import ImageError, ImageStore
 from centaurus.runtimes import linux
-from centaurus.runtimes.base import Listener, RuntimeError_, Sandbox, SandboxSpec
+from centaurus.runtimes.base import Listeners, RuntimeError_, Sandbox, SandboxSpec
 from centaurus.runtimes.podstate import write_atomic
 from centaurus.runtimes.vm import net as vmnet
 from centaurus.runtimes.vm.guestctl import Identity
@@ -42,18 +42,14 @@ class VmLifecycle:
     _info: dict[str, dict[str, Any]]
     _locks: dict[str, asyncio.Lock]
     _tasks: set[asyncio.Task[Any]]
-    _listeners: list[Listener]
+    _listeners: Listeners
 
     def _notify(self, uid: str) -> None:
         rec = self._recs.get(uid)
         if rec is None:
             return
         self._refresh_info(rec)
-        for fn in self._listeners:
-            try:
-                fn(uid, rec.name)
-            except Exception:
-                log.exception("runtime listener failed")
+        self._listeners(uid, rec.name)
 
     def _spawn_task(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)

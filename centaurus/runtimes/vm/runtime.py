@@ -33,6 +33,7 @@ from centaurus.runtimes.base import (
     ContainerStatus,
     ExecSession,
     Listener,
+    Listeners,
     Runtime,
     RuntimeError_,
     Sandbox,
@@ -73,7 +74,7 @@ class VmRuntime(VmLifecycle):
         self._info: dict[str, dict[str, Any]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
 
     # ---- runtime lifecycle ---------------------------------------------------------------------
     async def prepare(self) -> None:
@@ -94,7 +95,7 @@ class VmRuntime(VmLifecycle):
         self.images.list()
 
     def add_listener(self, fn: Listener) -> None:
-        self._listeners.append(fn)
+        self._listeners.add(fn)
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -288,15 +289,15 @@ class VmRuntime(VmLifecycle):
         previous: bool = False,
     ) -> AsyncIterator[bytes]:
         rec = self._rec(sandbox)
-        n = rec.restart_count - (1 if previous else 0)
-        if n < 0:
-            raise RuntimeError_("NotFound", f"VM {container!r} has no previous instance")
-        path = self._specs[rec.uid].log_dir / rec.name / f"{n}.log"
-        return logs.read_log(
-            path,
-            follow=follow and not previous,
+        log_dir = self._specs[rec.uid].log_dir / rec.name
+        return logs.read_instance(
+            lambda n: log_dir / f"{n}.log",
+            rec.restart_count,
+            previous=previous,
+            follow=follow,
             tail_lines=tail_lines,
-            done=lambda: rec.uid not in self._machines or rec.restart_count != n,
+            writing=lambda n: rec.uid in self._machines and rec.restart_count == n,
+            what=f"VM {container!r}",
         )
 
     async def exec(
