@@ -77,6 +77,17 @@ def test_malformed_campaigns_fail_with_one_line(tmp_path: Path, doc: dict[str, A
     assert message in str(e.value) and "\n" not in str(e.value) and str(tmp_path) in str(e.value)
 
 
+def test_each_measurement_is_registered_once() -> None:
+    """Built-ins live in core.BUILTIN; the entry-point group is for measurements of other
+    packages: a name in both would be two registrations of one thing."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    eps = tomllib.loads((root / "pyproject.toml").read_text())["project"].get("entry-points", {})
+    assert not set(core.BUILTIN) & set(eps.get(core.ENTRY_POINT_GROUP, {}))
+    assert "provisioning" in core.available()
+
+
 def test_unknown_campaign_name_lists_the_known_ones() -> None:
     with pytest.raises(cmod.CampaignError, match=r"no such campaign.*packet-rate"):
         cmod.load("no-such-campaign")
