@@ -27,6 +27,7 @@ from typing import Any
 from centaurus.client.rest import ApiError
 from centaurus.mizar import model as M
 from centaurus.mizar.hollow import HollowTransit
+from centaurus.mizar.podendpoint import ProvisionWaiters, pod_endpoint
 from centaurus.netplug.base import NetworkError, PodNetRequest, PodNetResult
 from centaurus.netplug.mizar import pod_mac, resolve_network
 
@@ -42,7 +43,7 @@ class HollowEndpoints:
         self.fleet = fleet
         self.transit = HollowTransit(Path(state_dir) / f"hollow-transitd-{fleet}.sock")
         self.provision_timeout = provision_timeout
-        self._waiters: dict[str, list[asyncio.Future[Obj]]] = {}
+        self._waiters = ProvisionWaiters()
         self._nets: dict[tuple[str, str], tuple[float, Obj]] = {}
         self._watch: asyncio.Task[None] | None = None
         self.nodes: set[str] = set()
@@ -58,10 +59,7 @@ class HollowEndpoints:
                     "endpoints", tenant="all", group_version=M.GV, label_selector=f"{L_FLEET}={self.fleet}"
                 ):
                     for o in ev["items"] if ev["type"] == "SYNC" else [ev.get("object") or {}]:
-                        if M.phase(o) in (M.PROVISIONED, M.FAILED):
-                            for fut in self._waiters.pop(M.key_of(o), []):
-                                if not fut.done():
-                                    fut.set_result(o)
+                        self._waiters.note(M.key_of(o), o)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -96,37 +94,17 @@ class HollowEndpoints:
         net = await resolve_network(self.api, pod, self._nets)
         st = M.status(net)
         key = f"{pod.tenant}/{pod.namespace}/{pod.name}"
-        fut: asyncio.Future[Obj] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, []).append(fut)
-        body = {
-            "apiVersion": M.GV,
-            "kind": "Endpoint",
-            "metadata": {
-                "name": pod.name,
-                "namespace": pod.namespace,
-                "labels": {M.L_DROPLET: node, M.L_POD_UID: pod.uid, L_FLEET: self.fleet},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Pod",
-                        "name": pod.name,
-                        "uid": pod.uid,
-                        "blockOwnerDeletion": False,
-                    }
-                ],
-            },
-            "spec": {
-                "type": "simple",
-                "vpc": st["vpc"],
-                "net": st["subnet"],
-                "droplet": node,
-                "node": node,
-                "veth": "hollow",
-                "mac": pod_mac(pod.uid),
-                "pod": pod.name,
-                "podUid": pod.uid,
-            },
-        }
+        fut = self._waiters.expect(key)
+        body = pod_endpoint(
+            pod,
+            droplet=node,
+            node=node,
+            vpc=st["vpc"],
+            subnet=st["subnet"],
+            veth="hollow",
+            mac=pod_mac(pod.uid),
+            labels={L_FLEET: self.fleet},
+        )
         t0 = time.perf_counter()
         try:
             try:
@@ -143,18 +121,11 @@ class HollowEndpoints:
                     raise NetworkError(
                         f"endpoint {key} is held by an earlier pod", "EndpointNotProvisioned"
                     ) from None
-                if M.phase(cur) in (M.PROVISIONED, M.FAILED) and not fut.done():
-                    fut.set_result(cur)
-            ep = await asyncio.wait_for(fut, self.provision_timeout)
-        except TimeoutError:
-            raise NetworkError(
-                f"endpoint {key} not provisioned within {self.provision_timeout:g} s",
-                "EndpointNotProvisioned",
-            ) from None
-        finally:
-            waiters = self._waiters.get(key, [])
-            if fut in waiters:
-                waiters.remove(fut)
+                self._waiters.note(key, cur)
+            ep = await self._waiters.wait(key, fut, self.provision_timeout)
+        except BaseException:
+            self._waiters.forget(key, fut)
+            raise
         if M.phase(ep) == M.FAILED:
             raise NetworkError(f"endpoint {key}: {M.status(ep).get('reason')}", "EndpointFailed")
         es = M.status(ep)
@@ -183,10 +154,7 @@ class HollowEndpoints:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        for futs in self._waiters.values():
-            for f in futs:
-                if not f.done():
-                    f.cancel()
+        self._waiters.cancel_all()
         if remove_nodes:
             await asyncio.gather(*(self.remove_node(n) for n in list(self.nodes)), return_exceptions=True)
         await self.transit.stop()

@@ -40,6 +40,7 @@ from typing import Any
 
 from centaurus.client.rest import ApiError
 from centaurus.mizar import model as M
+from centaurus.mizar.podendpoint import ProvisionWaiters, pod_endpoint
 from centaurus.mizar.transit import TransitPool
 from centaurus.netplug import nsops
 from centaurus.netplug.base import NetworkError, NodeNet, PodNetRequest, PodNetResult
@@ -115,7 +116,7 @@ class MizarHook:
         self._bpf: Any = None
         self.pods: dict[str, PodNetResult] = {}
         self._eps: dict[str, Obj] = {}  # "tenant/ns/name" -> latest endpoint object seen
-        self._waiters: dict[str, list[asyncio.Future[Obj]]] = {}
+        self._waiters = ProvisionWaiters()
         self._gone: dict[str, asyncio.Event] = {}
         self._watch: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
@@ -229,10 +230,7 @@ class MizarHook:
 
     def _note(self, key: str, obj: Obj) -> None:
         self._eps[key] = obj
-        if M.phase(obj) in (M.PROVISIONED, M.FAILED):
-            for fut in self._waiters.pop(key, []):
-                if not fut.done():
-                    fut.set_result(obj)
+        self._waiters.note(key, obj)
 
     def _drop(self, key: str) -> None:
         self._eps.pop(key, None)
@@ -394,43 +392,22 @@ class MizarHook:
     async def _endpoint(self, pod: PodNetRequest, res: PodNetResult) -> Obj:
         """Create (or adopt) the pod's Endpoint and wait until it is Provisioned."""
         key = str(res.extra["endpoint"])
-        body = {
-            "apiVersion": M.GV,
-            "kind": "Endpoint",
-            "metadata": {
-                "name": pod.name,
-                "namespace": pod.namespace,
-                "labels": {M.L_DROPLET: self.droplet, M.L_POD_UID: pod.uid},
-                # the operator's finalizer from the start: the endpoint can never be deleted without
-                # leaving every host it may already be programmed on
-                "finalizers": [M.FINALIZER],
-                "ownerReferences": [
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Pod",
-                        "name": pod.name,
-                        "uid": pod.uid,
-                        "blockOwnerDeletion": False,
-                    }
-                ],
-            },
-            "spec": {
-                "type": "simple",
-                "vpc": res.extra["vpc"],
-                "net": res.extra["subnet"],
-                "droplet": self.droplet,
-                "node": self.node.node_name if self.node else self.droplet,
-                "veth": res.extra["hostIf"],
-                "itf": "eth0",
-                "mac": res.mac,
-                "netns": res.extra["netns"],
-                "pod": pod.name,
-                "podUid": pod.uid,
-                "vm": pod.vm,
-            },
-        }
-        fut: asyncio.Future[Obj] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, []).append(fut)
+        body = pod_endpoint(
+            pod,
+            droplet=self.droplet,
+            node=self.node.node_name if self.node else self.droplet,
+            vpc=res.extra["vpc"],
+            subnet=res.extra["subnet"],
+            veth=res.extra["hostIf"],
+            mac=res.mac,
+            # the operator's finalizer from the start: the endpoint can never be deleted without
+            # leaving every host it may already be programmed on
+            finalizers=[M.FINALIZER],
+            itf="eth0",
+            netns=res.extra["netns"],
+            vm=pod.vm,
+        )
+        fut = self._waiters.expect(key)
         for _ in range(3):
             try:
                 await self.api.create(
@@ -453,17 +430,7 @@ class MizarHook:
                 )
         else:
             raise NetworkError(f"endpoint {key} is held by an earlier pod", "EndpointNotProvisioned")
-        try:
-            ep = await asyncio.wait_for(fut, self.provision_timeout)
-        except TimeoutError:
-            raise NetworkError(
-                f"endpoint {key} not provisioned within {self.provision_timeout:g} s",
-                "EndpointNotProvisioned",
-            ) from None
-        finally:
-            waiters = self._waiters.get(key, [])
-            if fut in waiters:
-                waiters.remove(fut)
+        ep = await self._waiters.wait(key, fut, self.provision_timeout)
         if M.phase(ep) == M.FAILED:
             reason = M.status(ep).get("reason") or "failed"
             await self.api.delete(
@@ -589,10 +556,7 @@ class MizarHook:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        for futs in self._waiters.values():
-            for f in futs:
-                if not f.done():
-                    f.cancel()
+        self._waiters.cancel_all()
         await self.pool.close()
         if self.worker is not None:
             nl = self.nl

@@ -123,3 +123,38 @@ def test_ring_join_moves_only_the_joiners_share() -> None:
     fraction = len(moved) / len(vpcs)
     assert abs(fraction - share) < 0.05, f"moved {fraction:.3f}, the joiner's arc is {share:.3f}"
     assert [two.owner(h).name for h in hashes] == before  # type: ignore[union-attr]
+
+
+def test_pod_endpoint_object_and_provision_waiters() -> None:
+    """The Endpoint both node sides write, and the waiters one endpoint watch wakes."""
+    import asyncio
+
+    from centaurus.mizar.podendpoint import ProvisionWaiters, pod_endpoint
+    from centaurus.netplug.base import NetworkError, PodNetRequest
+
+    pod = PodNetRequest(uid="u1", tenant="t", namespace="ns", name="p")
+    ep = pod_endpoint(pod, droplet="d1", node="n1", vpc="v", subnet="s", veth="clm1", mac="02:aa",
+                      finalizers=[M.FINALIZER], labels={"x": "y"}, itf="eth0")
+    assert ep["metadata"]["labels"] == {M.L_DROPLET: "d1", M.L_POD_UID: "u1", "x": "y"}
+    assert ep["metadata"]["finalizers"] == [M.FINALIZER]
+    assert ep["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    assert {k: ep["spec"][k] for k in ("net", "droplet", "node", "podUid", "itf")} == {
+        "net": "s", "droplet": "d1", "node": "n1", "podUid": "u1", "itf": "eth0"}
+    assert "finalizers" not in pod_endpoint(pod, droplet="d", node="d", vpc="v", subnet="s", veth="h",
+                                            mac=None)["metadata"]
+
+    async def run() -> None:
+        w = ProvisionWaiters()
+        fut = w.expect("t/ns/p")
+        w.note("t/ns/p", {"status": {"phase": M.INIT}})
+        assert not fut.done()
+        w.note("t/ns/p", {"status": {"phase": M.PROVISIONED}})
+        assert (await w.wait("t/ns/p", fut, 1.0))["status"]["phase"] == M.PROVISIONED
+        late = w.expect("t/ns/q")
+        with pytest.raises(NetworkError, match="not provisioned within"):
+            await w.wait("t/ns/q", late, 0.01)
+        left = w.expect("t/ns/r")
+        w.cancel_all()
+        assert left.cancelled()
+
+    asyncio.run(run())
