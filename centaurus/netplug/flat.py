@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from centaurus.netplug import nsops
+from centaurus.netplug import nsops, podfiles
 from centaurus.netplug.base import NetworkError, NodeNet, PodNetRequest, PodNetResult
 from centaurus.netplug.ipam import Pool
 from centaurus.netplug.rtnl import Netlink, NetlinkError
@@ -34,10 +34,6 @@ from centaurus.runtimes.podstate import write_atomic
 log = logging.getLogger("centaurus.netplug.flat")
 BRIDGE = "cl-pbr"
 HOLLOW_SELECTOR = "centaurus.io/hollow!=true"
-
-
-def pod_netns_name(uid: str) -> str:
-    return f"cl-pod-{uid}"
 
 
 def host_ifname(uid: str, node: str) -> str:
@@ -82,7 +78,7 @@ class FlatHook:
                 "remove its pods first",
                 "InvalidPodCIDR",
             )
-        self.pods = await asyncio.to_thread(self._load_pods)
+        self.pods = await asyncio.to_thread(podfiles.load_states, self.dir)
         self.pool = Pool(cidr, [p.ip for p in self.pods.values()], int(state.get("cursor", 0)))
         self.worker = nsops.NsWorker()
         gw, plen, mtu = self.pool.gateway, self.pool.prefix_len, node.mtu
@@ -160,15 +156,6 @@ class FlatHook:
             ),
         )
 
-    def _load_pods(self) -> dict[str, PodNetResult]:
-        out: dict[str, PodNetResult] = {}
-        for p in (self.dir / "pods").glob("*.json"):
-            try:
-                out[p.stem] = PodNetResult(**json.loads(p.read_text()))
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("unreadable pod network state %s: %s", p, exc)
-        return out
-
     # ---- routes to other nodes -----------------------------------------------------------------
     async def _sync_routes(self) -> None:
         assert self.node is not None
@@ -240,7 +227,7 @@ class FlatHook:
             return self.pods[pod.uid]
         async with self._lock:
             ip = self.pool.allocate()
-        name = pod_netns_name(pod.uid)
+        name = podfiles.pod_netns_name(pod.uid)
         res = PodNetResult(
             netns_path=str(nsops.netns_path(name)),
             ip=ip,
@@ -250,7 +237,7 @@ class FlatHook:
             extra={"netns": name, "hostIf": host_ifname(pod.uid, self.node.node_name)},
         )
         self.pods[pod.uid] = res
-        state = self.dir / "pods" / f"{pod.uid}.json"
+        state = podfiles.state_path(self.dir, pod.uid)
         text = json.dumps(res.__dict__)
         nl, worker, bridge, mtu = self.nl, self.worker, self.bridge_index, self.node.mtu
 
@@ -281,30 +268,12 @@ class FlatHook:
 
     async def teardown(self, uid: str) -> None:
         res = self.pods.pop(uid, None)
-        path = self.dir / "pods" / f"{uid}.json" if self.node else None
-        if res is None and path is not None:
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                res = PodNetResult(**json.loads(await asyncio.to_thread(path.read_text)))
+        path = podfiles.state_path(self.dir, uid) if self.node else None
+        if res is None:
+            res = await podfiles.read_state(path)
         if res is None:
             return
-        host_if = str(res.extra.get("hostIf") or "")
-        netns = str(res.extra.get("netns") or "")
-        nl, worker = self.nl, self.worker
-
-        def work() -> None:
-            if nl is not None and host_if:
-                with contextlib.suppress(NetlinkError):
-                    nl.link_del(host_if)
-            if netns:
-                nsops.delete_netns(netns)
-            if path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-
-        if worker is not None:
-            await worker.call(work)
-        else:
-            await asyncio.to_thread(work)
+        await podfiles.unplumb(self.worker, self.nl, res, path)
         if self.pool is not None and res.ip and ipaddress.ip_address(res.ip) in self.pool.net:
             self.pool.release(res.ip)
 
@@ -316,11 +285,7 @@ class FlatHook:
             self._route_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._route_task
-        if self.worker is not None:
-            nl = self.nl
-            if nl is not None:
-                await self.worker.call(nl.close)
-            self.worker.close()
+        await podfiles.close_worker(self.worker, self.nl)
         self.worker = self.nl = None
 
     async def destroy(self) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import time
@@ -42,7 +41,7 @@ from centaurus.client.rest import ApiError
 from centaurus.mizar import model as M
 from centaurus.mizar.podendpoint import ProvisionWaiters, pod_endpoint
 from centaurus.mizar.transit import TransitPool
-from centaurus.netplug import nsops
+from centaurus.netplug import nsops, podfiles
 from centaurus.netplug.base import NetworkError, NodeNet, PodNetRequest, PodNetResult
 from centaurus.netplug.rtnl import Netlink, NetlinkError
 from centaurus.transitd.rpc import TransitError
@@ -50,10 +49,6 @@ from centaurus.transitd.rpc import TransitError
 log = logging.getLogger("centaurus.netplug.mizar")
 NETWORK_LABEL = "arktos.futurewei.com/network"
 Obj = dict[str, Any]
-
-
-def pod_netns_name(uid: str) -> str:
-    return f"cl-pod-{uid}"
 
 
 def host_ifname(uid: str, droplet: str) -> str:
@@ -141,7 +136,7 @@ class MizarHook:
                 "NetworkNotReady",
             )
         await asyncio.to_thread((self.dir / "pods").mkdir, parents=True, exist_ok=True)
-        self.pods = await asyncio.to_thread(self._load_pods)
+        self.pods = await asyncio.to_thread(podfiles.load_states, self.dir)
         try:
             st = await self.pool.call(self.droplet, address, "Status", timeout=10.0)
         except TransitError as exc:
@@ -244,21 +239,7 @@ class MizarHook:
 
     # ---- pods ----------------------------------------------------------------------------------
     def _state_path(self, uid: str) -> Path:
-        return self.dir / "pods" / f"{uid}.json"
-
-    def _load_pods(self) -> dict[str, PodNetResult]:
-        out: dict[str, PodNetResult] = {}
-        for p in (self.dir / "pods").glob("*.json"):
-            try:
-                out[p.stem] = PodNetResult(**json.loads(p.read_text()))
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("unreadable pod network state %s: %s", p, exc)
-        return out
-
-    def _save(self, uid: str, res: PodNetResult) -> None:
-        from centaurus.runtimes.podstate import write_atomic
-
-        write_atomic(self._state_path(uid), json.dumps(res.__dict__))
+        return podfiles.state_path(self.dir, uid)
 
     async def setup(self, pod: PodNetRequest) -> PodNetResult:
         if self.node is None or self.worker is None or self.nl is None:
@@ -270,11 +251,11 @@ class MizarHook:
         net = await self._network(pod)
         st = M.status(net)
         res = have or PodNetResult(
-            netns_path=str(nsops.netns_path(pod_netns_name(pod.uid))),
+            netns_path=str(nsops.netns_path(podfiles.pod_netns_name(pod.uid))),
             ip="",
             mac=pod_mac(pod.uid),
             extra={
-                "netns": pod_netns_name(pod.uid),
+                "netns": podfiles.pod_netns_name(pod.uid),
                 "hostIf": host_ifname(pod.uid, self.droplet),
                 "endpoint": f"{pod.tenant}/{pod.namespace}/{pod.name}",
                 "tenant": pod.tenant,
@@ -286,7 +267,8 @@ class MizarHook:
             },
         )
         self.pods[pod.uid] = res
-        await asyncio.to_thread(self._save, pod.uid, res)  # intent first: teardown finds what follows
+        # intent first: teardown finds what follows
+        await asyncio.to_thread(podfiles.save_state, self.dir, pod.uid, res)
         try:
             if have is None or not nsops.exists(str(res.extra["netns"])):
                 await self.worker.call(lambda: self._plumb(res))
@@ -307,7 +289,7 @@ class MizarHook:
             raise NetworkError(f"pod {pod.namespace}/{pod.name}: {exc}", "NetworkSetupFailed") from exc
         res.ip, res.prefix_len, res.gateway = ip, prefix, gateway
         res.extra["vni"] = int(M.status(ep).get("vni") or 0)
-        await asyncio.to_thread(self._save, pod.uid, res)
+        await asyncio.to_thread(podfiles.save_state, self.dir, pod.uid, res)
         t3 = time.perf_counter()
         self.timings = {
             "plumb_ms": (t1 - t0) * 1e3,
@@ -515,31 +497,13 @@ class MizarHook:
         return Path(str(res.netns_path)).name.removeprefix("cl-pod-")
 
     async def _unplumb(self, uid: str, res: PodNetResult) -> None:
-        host_if, netns = str(res.extra.get("hostIf") or ""), str(res.extra.get("netns") or "")
-        nl = self.nl
-        path = self._state_path(uid) if self.node else None
-
-        def work() -> None:
-            if nl is not None and host_if:
-                with contextlib.suppress(NetlinkError):
-                    nl.link_del(host_if)
-            if netns:
-                nsops.delete_netns(netns)
-            if path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-
-        if self.worker is not None:
-            await self.worker.call(work)
-        else:
-            await asyncio.to_thread(work)
+        await podfiles.unplumb(self.worker, self.nl, res, self._state_path(uid) if self.node else None)
         self.pods.pop(uid, None)
 
     async def teardown(self, uid: str) -> None:
         res = self.pods.get(uid)
         if res is None and self.node is not None:
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                res = PodNetResult(**json.loads(await asyncio.to_thread(self._state_path(uid).read_text)))
+            res = await podfiles.read_state(self._state_path(uid))
         if res is None:
             return
         try:
@@ -558,11 +522,7 @@ class MizarHook:
                 await self._watch
         self._waiters.cancel_all()
         await self.pool.close()
-        if self.worker is not None:
-            nl = self.nl
-            if nl is not None:
-                await self.worker.call(nl.close)
-            self.worker.close()
+        await podfiles.close_worker(self.worker, self.nl)
         self.worker = self.nl = None
         if self._bpf is not None:
             self._bpf.close()
