@@ -46,6 +46,7 @@ from centaurus.client.rest import ApiError
 from centaurus.netplug.base import PodNetResult
 from centaurus.netplug.ipam import Pool, node_cidr
 from centaurus.runtimes.base import ContainerStatus
+from centaurus.runtimes.linux import pid_alive
 
 log = logging.getLogger("centaurus.agent.hollow")
 Obj = dict[str, Any]
@@ -570,7 +571,7 @@ async def run(args: argparse.Namespace) -> int:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 2.0)
-        if owner and not _pid_alive(owner):
+        if owner and not pid_alive(owner):
             log.warning("owner %d gone: removing the hollow nodes", owner)
             break
     await fleet.close(remove=True)
@@ -579,16 +580,6 @@ async def run(args: argparse.Namespace) -> int:
     with contextlib.suppress(FileNotFoundError):
         state.unlink()
     return 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from centaurus.controlplane.credentials import mint_kubeconfig
+from centaurus.runtimes.linux import pid_alive
 
 STATE_FILE = "controlplane.json"
 
@@ -75,19 +76,7 @@ def _entry_point_hooks() -> list[Callable[[ControlPlaneState], list[Component]]]
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie of ours counts as gone
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
+    return pid is not None and pid > 0 and pid_alive(pid)
 
 
 def _stop(pid: int, timeout: float = 5.0) -> None:

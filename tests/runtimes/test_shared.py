@@ -45,3 +45,20 @@ async def test_instance_logs_current_previous_and_none(tmp_path: Path) -> None:
     assert await read(1, True) == b"instance 0\n"
     with pytest.raises(RuntimeError_, match="no previous instance"):
         await read(0, True)
+
+
+def test_pid_alive_counts_zombies_as_gone() -> None:
+    """One liveness check for runtimes, the control-plane supervisor and the hollow fleet."""
+    import os
+    import subprocess
+    import time
+
+    from centaurus.runtimes.linux import pid_alive
+
+    assert pid_alive(os.getpid())
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 5
+    while pid_alive(child.pid) and time.monotonic() < deadline:  # exits; unreaped = zombie
+        time.sleep(0.01)
+    assert not pid_alive(child.pid)
+    child.wait()
