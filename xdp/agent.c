@@ -119,23 +119,44 @@ template:
 	return 0;
 }
 
-SEC("xdp")
-int cl_agent(struct xdp_md *ctx)
+/* Send a frame whose decision @nh is made: deliver it on this droplet or encapsulate it. */
+static __always_inline int cl_agent_send(struct xdp_md *ctx, struct ethhdr *eth, const struct cl_fc_agent *nh)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 ifindex = ctx->ingress_ifindex;
-	struct ethhdr *eth = data;
+	__u32 port = nh->port, event = nh->event;
+	int err;
+
+	if (event == CL_CNT_LOCAL) {
+		/* same droplet: no encapsulation, MACs as a delivery from the overlay writes them */
+		cl_mac_copy16(eth->h_dest, nh->mac);
+		cl_set_gw_mac(eth->h_source);
+		cl_count(CL_CNT_LOCAL);
+		return cl_redirect(port);
+	}
+	err = cl_encap_push(ctx, nh->hdr, nh->csum_base);
+	if (err)
+		return cl_drop(err);
+	cl_count(event); /* tx_encap = direct + via_bouncer + via_divider (userspace sums) */
+	if (!port)
+		return cl_drop(CL_CNT_DROP_NO_PORT);
+	return cl_redirect(port);
+}
+
+/* Every frame the fast path does not take: the full checks in their order (each failure is a
+ * drop under its own reason), scaled endpoints, the decision cache, the slow path. */
+static __always_inline int cl_agent_full(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
+					 __u32 ifindex, struct cl_config *cfg)
+{
 	struct cl_fc_agent *nh;
-	struct cl_config *cfg;
 	struct cl_iface *ifc;
-	__u32 epoch, kepoch, hash, vni, port;
+	__u32 hash, vni, ports;
+	__u64 epochs, addrs, ports_if;
+	__u16 proto_flags;
 	struct iphdr *ip;
 	struct cl_flow f;
 	int err, cacheable;
 
-	if ((void *)(eth + 1) > data_end)
-		return cl_drop(CL_CNT_DROP_TRUNC_ETH);
+	/* read before the lookups whose results are cached (the interface's too) */
+	epochs = cl_epochs(cfg);
 	ifc = cl_lookup_iface(ifindex);
 	if (!ifc)
 		return cl_drop(CL_CNT_DROP_NOT_ENDPOINT);
@@ -150,15 +171,16 @@ int cl_agent(struct xdp_md *ctx)
 		return cl_drop(CL_CNT_DROP_BAD_IP);
 	if (f.saddr != ifc->ip)
 		return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
-	cfg = cl_get_config();
-	if (!cfg || !cfg->host_ip)
+	if (!cfg->host_ip)
 		return cl_drop(CL_CNT_DROP_NO_CONFIG);
 	vni = ifc->vni;
 
+	proto_flags = f.proto;
 	if (cfg->flags & CL_CFG_F_LB) {
 		struct cl_ep_key sk = { .vni = vni, .ip = f.daddr };
 		struct cl_scaled *sc = bpf_map_lookup_elem(&cl_scaled, &sk);
 
+		proto_flags |= CL_FC_F_LB << 8;
 		if (sc) {
 			err = cl_lb_dnat(ip, data_end, &f, vni, sc);
 			if (err)
@@ -167,43 +189,67 @@ int cl_agent(struct xdp_md *ctx)
 	}
 	hash = cl_flow_hash(f.saddr, f.daddr, f.sport, f.dport, f.proto);
 
-	epoch = cfg->epoch;
-	kepoch = cfg->kepoch;
-	nh = cl_fc_agent_slot(hash);
+	ports = (__u32)f.sport | ((__u32)f.dport << 16);
+	addrs = (__u64)f.saddr | ((__u64)f.daddr << 32);
+	ports_if = (__u64)ports | ((__u64)ifindex << 32);
+	nh = cl_fc_agent_slot(f.daddr, ports, ifindex);
 	if (!nh)
 		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: a per-CPU array slot */
-	if (!(nh->vni == vni && nh->daddr == f.daddr && nh->hash == hash && nh->epoch == epoch &&
-	      nh->kepoch == kepoch && bpf_jiffies64() < nh->expires_j)) {
-		nh->vni = 0; /* the slot is being rewritten */
+	if (!cl_fc_agent_match(nh, addrs, ports_if, proto_flags, epochs)) {
+		nh->ifindex = 0; /* the slot is being rewritten */
 		err = cl_agent_decide(cfg, ifc, vni, f.daddr, hash, nh, &cacheable);
 		if (err)
 			return cl_drop(err);
 		if (cacheable) {
-			nh->daddr = f.daddr;
-			nh->hash = hash;
-			nh->epoch = epoch;
-			nh->kepoch = kepoch;
-			nh->vni = vni;
+			*(__u64 *)&nh->saddr = addrs;
+			nh->ports = ports;
+			*(__u16 *)&nh->proto = proto_flags;
+			*(__u64 *)&nh->epoch = epochs;
+			nh->ifindex = ifindex;
 		}
 	}
+	if (nh->event == CL_CNT_LOCAL && (cfg->flags & CL_CFG_F_LB))
+		cl_lb_rnat_apply(ip, data_end, &f, vni);
+	return cl_agent_send(ctx, eth, nh);
+}
 
-	port = nh->port;
-	if (nh->event == CL_CNT_LOCAL) {
-		/* same droplet: no encapsulation, MACs as a delivery from the overlay writes them */
-		if (cfg->flags & CL_CFG_F_LB)
-			cl_lb_rnat_apply(ip, data_end, &f, vni);
-		cl_mac_copy16(eth->h_dest, nh->mac);
-		cl_set_gw_mac(eth->h_source);
-		cl_count(CL_CNT_LOCAL);
-		return cl_redirect(port);
+/* Fast path: an IPv4 TCP/UDP frame without IP options whose flow has a current decision in the
+ * per-CPU cache (scaled endpoints disabled). The slot's key holds everything the full path
+ * would have checked -- the interface (ifindex), the endpoint's source address, the epochs
+ * under which the interface and every map were read -- so a hit is exactly what the full path
+ * would do, without the interface lookup, the flow parsing or the flow hash. */
+SEC("xdp")
+int cl_agent(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct ethhdr *eth = data;
+	struct cl_fc_agent *nh;
+	struct cl_config *cfg;
+	__u8 *ip = data + ETH_HLEN;
+
+	if ((void *)(eth + 1) > data_end)
+		return cl_drop(CL_CNT_DROP_TRUNC_ETH);
+	cfg = cl_get_config();
+	if (!cfg)
+		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: an array slot */
+	if (cl_eth_proto(eth) == bpf_htons(ETH_P_IP) && (void *)(ip + 24) <= data_end && ip[0] == 0x45) {
+		/* bytes 4-11: id | fragment offset | ttl | protocol | checksum */
+		__u64 w = *(__u64 *)(ip + 4);
+		__u8 proto = w >> 40;
+
+		if (!(w & 0xff1f0000) && (proto == IPPROTO_UDP || proto == IPPROTO_TCP)) {
+			__u64 addrs = *(__u64 *)(ip + 12); /* saddr | daddr << 32 */
+			__u32 ports = *(__u32 *)(ip + 20);
+
+			nh = cl_fc_agent_slot(addrs >> 32, ports, ifindex);
+			if (nh && cl_fc_agent_match(nh, addrs, (__u64)ports | ((__u64)ifindex << 32), proto,
+						    cl_epochs(cfg)))
+				return cl_agent_send(ctx, eth, nh);
+		}
 	}
-	err = cl_encap_push(ctx, nh->hdr, nh->csum_base);
-	if (err)
-		return cl_drop(err);
-	cl_count(nh->event); /* tx_encap = direct + via_bouncer + via_divider (userspace sums) */
-	if (!port)
-		return cl_drop(CL_CNT_DROP_NO_PORT);
-	return cl_redirect(port);
+	return cl_agent_full(ctx, eth, data_end, ifindex, cfg);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -197,10 +197,11 @@ class FcAgent(Structure):
     """Per-CPU decision-cache slot of the agent (internal to the dataplane, lib/fcache.h)."""
 
     _fields_ = [
-        ("vni", c_uint32), ("daddr", c_uint32), ("hash", c_uint32), ("epoch", c_uint32),
-        ("kepoch", c_uint32), ("event", c_uint8), ("_pad0", c_uint8 * 3), ("dst_ip", c_uint32),
-        ("port", c_uint32), ("mac", Mac), ("_pad1", c_uint8 * 2), ("csum_base", c_uint32),
-        ("_pad2", c_uint32), ("expires_j", c_uint64), ("hdr", c_uint8 * 72),
+        ("saddr", c_uint32), ("daddr", c_uint32), ("ports", c_uint32), ("ifindex", c_uint32),
+        ("proto", c_uint8), ("flags", c_uint8), ("event", c_uint8), ("_pad0", c_uint8),
+        ("dst_ip", c_uint32), ("epoch", c_uint32), ("kepoch", c_uint32), ("port", c_uint32),
+        ("csum_base", c_uint32), ("mac", Mac), ("_pad1", c_uint8 * 2), ("expires_j", c_uint64),
+        ("hdr", c_uint8 * 72),
     ]
 
 

@@ -16,7 +16,7 @@ def agent_dst(d1: Droplet, sport: int = 40000) -> str:
 
 def test_agent_cache_fills_and_hits(d1: Droplet) -> None:
     assert agent_dst(d1) == D2
-    slots = [s for cpu in d1.ov.maps["cl_fc_agent"].items() for s in cpu[1] if s.vni == VNI_A]
+    slots = [s for cpu in d1.ov.maps["cl_fc_agent"].items() for s in cpu[1] if s.ifindex == d1.ifx["vea"]]
     want = M.COUNTER["via_bouncer"]
     assert any(M.ip4_str(s.daddr) == C[1] and M.ip4_str(s.dst_ip) == D2 and s.event == want
                for s in slots), "the decision is cached"

@@ -64,7 +64,8 @@ def test_geneve_floor_chain_pushes_and_pops() -> None:
             gen.send(P.frame64(chain.mac(0, "out")), N, cpu=0)
             got = sink.packets() - before
             assert got >= N * 0.99
-            assert (sink.bytes() - nbytes) // got == 60, "popped back to the 60-byte frame"
+            # a stray frame may add one to the count: round, do not floor
+            assert round((sink.bytes() - nbytes) / got) == 60, "popped back to the 60-byte frame"
     finally:
         if gen:
             gen.close()

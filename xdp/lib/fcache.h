@@ -26,11 +26,40 @@ static __always_inline void cl_kepoch_bump(struct cl_config *cfg)
 	__sync_fetch_and_add(&cfg->kepoch, 1);
 }
 
-static __always_inline struct cl_fc_agent *cl_fc_agent_slot(__u32 hash)
+/* Both epochs as one 64-bit value (epoch | kepoch << 32), the way a slot stores them. */
+static __always_inline __u64 cl_epochs(const struct cl_config *cfg)
 {
-	__u32 slot = hash & (CL_FCACHE_SLOTS - 1);
+	return *(const __u64 *)&cfg->epoch;
+}
+
+_Static_assert(__builtin_offsetof(struct cl_config, epoch) % 8 == 0 &&
+	       __builtin_offsetof(struct cl_config, kepoch) == __builtin_offsetof(struct cl_config, epoch) + 4,
+	       "cl_config: epoch and kepoch form one aligned 64-bit word");
+_Static_assert(__builtin_offsetof(struct cl_fc_agent, daddr) == 4 &&
+	       __builtin_offsetof(struct cl_fc_agent, ports) == 8 &&
+	       __builtin_offsetof(struct cl_fc_agent, ifindex) == 12 &&
+	       __builtin_offsetof(struct cl_fc_agent, flags) == __builtin_offsetof(struct cl_fc_agent, proto) + 1 &&
+	       __builtin_offsetof(struct cl_fc_agent, proto) % 2 == 0 &&
+	       __builtin_offsetof(struct cl_fc_agent, kepoch) == __builtin_offsetof(struct cl_fc_agent, epoch) + 4 &&
+	       __builtin_offsetof(struct cl_fc_agent, epoch) % 8 == 0,
+	       "cl_fc_agent: the key is compared as 64-bit words");
+
+/* The agent's slot of a flow. The key (see struct cl_fc_agent) is compared as three words:
+ * addrs = saddr | daddr << 32, ports_if = ports | ifindex << 32, proto_flags = proto | flags
+ * << 8 -- all as they sit in the frame, so the fast path reads them with plain loads. */
+static __always_inline struct cl_fc_agent *cl_fc_agent_slot(__be32 daddr, __u32 ports, __u32 ifindex)
+{
+	__u32 slot = ((daddr ^ ports ^ ifindex) * 0x9e3779b1) >> (32 - CL_FCACHE_BITS);
 
 	return bpf_map_lookup_elem(&cl_fc_agent, &slot);
+}
+
+static __always_inline int cl_fc_agent_match(const struct cl_fc_agent *nh, __u64 addrs, __u64 ports_if,
+					     __u16 proto_flags, __u64 epochs)
+{
+	return *(const __u64 *)&nh->saddr == addrs && *(const __u64 *)&nh->ports == ports_if &&
+	       *(const __u16 *)&nh->proto == proto_flags && *(const __u64 *)&nh->epoch == epochs &&
+	       bpf_jiffies64() < nh->expires_j;
 }
 
 static __always_inline struct cl_fc_transit *cl_fc_transit_slot(__u32 vni, __be32 daddr, __be16 sport)

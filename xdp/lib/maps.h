@@ -165,23 +165,29 @@ struct cl_neigh {
 
 /* ---- per-CPU decision caches (lib/fcache.h) --------------------------------------------
  * Each slot remembers one forwarding decision together with every input it depends on. */
-struct cl_fc_agent {     /* agent: (vni, destination, flow hash) -> next hop */
-	__u32 vni;        /* 0: empty slot */
-	__be32 daddr;
-	__u32 hash;
+struct cl_fc_agent {     /* agent: (ingress interface, 5-tuple) -> next hop */
+	__be32 saddr;     /* key: the endpoint's source address (= its cl_ifaces ip) */
+	__be32 daddr;     /* key: destination (after a scaled-endpoint DNAT) */
+	__u32 ports;      /* key: source | destination port << 16 as in the frame (ICMP echo:
+			   * the id twice; 0 for fragments and other protocols) */
+	__u32 ifindex;    /* key: ingress interface of the agent; 0: empty slot */
+	__u8 proto;       /* key: IP protocol */
+	__u8 flags;       /* key: CL_FC_F_* */
+	__u8 event;       /* CL_CNT_DIRECT / _VIA_BOUNCER / _VIA_DIVIDER / _LOCAL */
+	__u8 _pad0;
+	__be32 dst_ip;    /* droplet to encapsulate to */
 	__u32 epoch;      /* cl_config.epoch when filled */
 	__u32 kepoch;     /* cl_config.kepoch when filled */
-	__u8 event;       /* CL_CNT_DIRECT / _VIA_BOUNCER / _VIA_DIVIDER / _LOCAL */
-	__u8 _pad0[3];
-	__be32 dst_ip;    /* droplet to encapsulate to */
 	__u32 port;       /* egress ifindex (LOCAL: the endpoint's veth) */
+	__u32 csum_base;  /* outer IPv4 header sum without the total length */
 	__u8 mac[6];      /* next-hop MAC (LOCAL: the endpoint's MAC) */
 	__u8 _pad1[2];
-	__u32 csum_base;  /* outer IPv4 header sum without the total length */
-	__u32 _pad2;
 	__u64 expires_j;  /* learned direct paths expire; others: ~0 */
 	__u8 hdr[72];     /* the 66-byte outer header for this flow, lengths and checksum 0 */
 };
+/* cl_fc_agent.flags: filled while scaled endpoints were enabled (CL_CFG_F_LB): the fast path,
+ * which does not translate, never uses such a slot */
+#define CL_FC_F_LB 1
 
 struct cl_fc_transit {   /* transit: (vni, destination, outer source port) -> action */
 	__u32 vni;
