@@ -84,6 +84,45 @@ static __always_inline int cl_transit_decide(const struct cl_config *cfg, __u32 
 	return 0;
 }
 
+/* Fast validation: the Geneve frame exactly as every agent sends it -- outer IPv4 without
+ * options or fragmentation, addressed to us, UDP to 6081 whose length agrees with the IP
+ * length, Geneve version 0 carrying Ethernet with exactly one RTS option, an inner IPv4
+ * header -- checked with a few 64-bit loads and masks (the caller made sure the first
+ * CL_CANON_LEN bytes are in the frame). Such a frame passes every check of the layered
+ * validation below, so taking this shortcut changes nothing; anything else (including
+ * every malformed frame) goes through the layered checks and their drop reasons. */
+#define CL_CANON_LEN (CL_ENCAP_LEN + ETH_HLEN + 20)
+
+static __always_inline int cl_geneve_canonical(__u8 *p, void *data_end, const struct cl_config *cfg)
+{
+	__u64 w12 = *(__u64 *)(p + 12); /* type | version, ihl | tos | total length | id */
+	__u64 w20 = *(__u64 *)(p + 20); /* fragment | ttl | protocol | checksum | saddr[0..1] */
+	__u64 w34 = *(__u64 *)(p + 34); /* UDP source | destination | length | checksum */
+	__u64 w42 = *(__u64 *)(p + 42); /* Geneve version, optlen | flags | protocol | vni | rsvd */
+	__u32 tot, ulen;
+	__u8 iv;
+
+	if ((w12 & 0xffffff) != CL_LE32(0x08, 0x00, 0x45, 0) ||
+	    (w20 & 0xff00ff3f) != CL_LE32(0, 0, 0, IPPROTO_UDP) ||
+	    ((w34 >> 16) & 0xffff) != bpf_htons(CL_GENEVE_PORT) ||
+	    (w42 & 0xffff00ff) != CL_LE32(sizeof(struct cl_rts_opt) / 4, 0, CL_ETH_P_TEB >> 8, CL_ETH_P_TEB & 0xff) ||
+	    *(__u32 *)(p + CL_OFF_OPTS) != CL_LE32(CL_OPT_CLASS >> 8, CL_OPT_CLASS, CL_OPT_TYPE_RTS, CL_RTS_LEN_WORDS))
+		return 0;
+	if (*(__u32 *)(p + 30) != cfg->host_ip || !cfg->host_ip)
+		return 0;
+	tot = bpf_ntohs((__u16)(w12 >> 32));
+	ulen = bpf_ntohs((__u16)(w34 >> 32));
+	if (tot > (__u32)(data_end - (void *)(p + ETH_HLEN)) || ulen != tot - 20 ||
+	    ulen < sizeof(struct udphdr) + sizeof(struct cl_genevehdr) + sizeof(struct cl_rts_opt))
+		return 0;
+	if (*(__u16 *)(p + CL_ENCAP_LEN + 12) != bpf_htons(ETH_P_IP))
+		return 0;
+	iv = p[CL_ENCAP_LEN + ETH_HLEN];
+	if ((iv & 0xf0) != 0x40 || (iv & 0x0f) < 5)
+		return 0;
+	return cl_ipv4_csum_ok((const struct iphdr *)(p + ETH_HLEN));
+}
+
 SEC("xdp")
 int cl_transit(struct xdp_md *ctx)
 {
@@ -101,70 +140,83 @@ int cl_transit(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > data_end)
 		return cl_drop(CL_CNT_DROP_TRUNC_ETH);
-	if (cl_eth_proto(eth) != bpf_htons(ETH_P_IP))
-		return cl_pass();
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return cl_drop(CL_CNT_DROP_TRUNC_IP);
-	if (ip->protocol != IPPROTO_UDP)
-		return cl_pass();
-	if (ip->version != 4 || ip->ihl < 5)
-		return cl_drop(CL_CNT_DROP_BAD_IP);
-	udp = (void *)ip + (ip->ihl & 0xf) * 4;
-	if ((void *)(udp + 1) > data_end)
-		return cl_drop(CL_CNT_DROP_TRUNC_UDP);
-	if (udp->dest != bpf_htons(CL_GENEVE_PORT))
-		return cl_pass();
-
-	/* Overlay traffic from here on: ours to forward or to drop, never the stack's. */
-	if (ip->ihl != 5)
-		return cl_drop(CL_CNT_DROP_BAD_IP);
-	if (ip->frag_off & bpf_htons(0x3fff))
-		return cl_drop(CL_CNT_DROP_IP_FRAG);
-	tot = bpf_ntohs(ip->tot_len);
-	if (tot < sizeof(*ip) + sizeof(*udp))
-		return cl_drop(CL_CNT_DROP_BAD_IP);
-	if (tot > (__u32)(data_end - (void *)ip))
-		return cl_drop(CL_CNT_DROP_TRUNC_IP);
-	if (!cl_ipv4_csum_ok(ip))
-		return cl_drop(CL_CNT_DROP_BAD_CSUM);
 	cfg = cl_get_config();
-	if (!cfg || !cfg->host_ip)
-		return cl_drop(CL_CNT_DROP_NO_CONFIG);
-	if (ip->daddr != cfg->host_ip)
-		return cl_drop(CL_CNT_DROP_NOT_FOR_US);
-	ulen = bpf_ntohs(udp->len);
-	if (ulen != tot - sizeof(*ip))
-		return cl_drop(CL_CNT_DROP_BAD_UDP);
-
-	g = data + CL_OFF_GNV;
-	if (ulen < sizeof(*udp) + sizeof(*g) || (void *)(g + 1) > data_end)
-		return cl_drop(CL_CNT_DROP_TRUNC_GENEVE);
-	if ((g->ver_optlen >> 6) != 0 || g->proto != bpf_htons(CL_ETH_P_TEB))
-		return cl_drop(CL_CNT_DROP_BAD_GENEVE);
-	optlen = (g->ver_optlen & 0x3f) * 4;
-	if (sizeof(*udp) + sizeof(*g) + optlen > ulen)
-		return cl_drop(CL_CNT_DROP_GENEVE_OPT_LEN);
-	if (optlen == sizeof(struct cl_rts_opt) && (void *)g + sizeof(*g) + sizeof(*rts) <= data_end &&
-	    *(__u32 *)(g + 1) == CL_LE32(CL_OPT_CLASS >> 8, CL_OPT_CLASS, CL_OPT_TYPE_RTS, CL_RTS_LEN_WORDS)) {
-		rts = (void *)(g + 1); /* what every agent sends: one RTS option */
+	if (!cfg)
+		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: an array slot */
+	if (data + CL_CANON_LEN <= data_end && cl_geneve_canonical(data, data_end, cfg)) {
+		ip = data + CL_OFF_IP;
+		udp = data + CL_OFF_UDP;
+		g = data + CL_OFF_GNV;
+		rts = data + CL_OFF_OPTS;
+		hdr_len = CL_ENCAP_LEN;
+		ieth = data + CL_ENCAP_LEN;
+		iip = data + CL_ENCAP_LEN + ETH_HLEN;
 	} else {
-		err = cl_geneve_options(g, data_end, optlen, &rts);
-		if (err)
-			return cl_drop(err);
-	}
+		if (cl_eth_proto(eth) != bpf_htons(ETH_P_IP))
+			return cl_pass();
+		ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > data_end)
+			return cl_drop(CL_CNT_DROP_TRUNC_IP);
+		if (ip->protocol != IPPROTO_UDP)
+			return cl_pass();
+		if (ip->version != 4 || ip->ihl < 5)
+			return cl_drop(CL_CNT_DROP_BAD_IP);
+		udp = (void *)ip + (ip->ihl & 0xf) * 4;
+		if ((void *)(udp + 1) > data_end)
+			return cl_drop(CL_CNT_DROP_TRUNC_UDP);
+		if (udp->dest != bpf_htons(CL_GENEVE_PORT))
+			return cl_pass();
 
-	hdr_len = CL_ENCAP_BASE_LEN + optlen;
-	ieth = data + (hdr_len & 0x1ff);
-	if ((void *)(ieth + 1) > data_end)
-		return cl_drop(CL_CNT_DROP_TRUNC_INNER);
-	if (cl_eth_proto(ieth) != bpf_htons(ETH_P_IP))
-		return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
-	iip = (void *)(ieth + 1);
-	if ((void *)(iip + 1) > data_end)
-		return cl_drop(CL_CNT_DROP_TRUNC_INNER);
-	if (iip->version != 4 || iip->ihl < 5)
-		return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
+		/* Overlay traffic from here on: ours to forward or to drop, never the stack's. */
+		if (ip->ihl != 5)
+			return cl_drop(CL_CNT_DROP_BAD_IP);
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return cl_drop(CL_CNT_DROP_IP_FRAG);
+		tot = bpf_ntohs(ip->tot_len);
+		if (tot < sizeof(*ip) + sizeof(*udp))
+			return cl_drop(CL_CNT_DROP_BAD_IP);
+		if (tot > (__u32)(data_end - (void *)ip))
+			return cl_drop(CL_CNT_DROP_TRUNC_IP);
+		if (!cl_ipv4_csum_ok(ip))
+			return cl_drop(CL_CNT_DROP_BAD_CSUM);
+		if (!cfg->host_ip)
+			return cl_drop(CL_CNT_DROP_NO_CONFIG);
+		if (ip->daddr != cfg->host_ip)
+			return cl_drop(CL_CNT_DROP_NOT_FOR_US);
+		ulen = bpf_ntohs(udp->len);
+		if (ulen != tot - sizeof(*ip))
+			return cl_drop(CL_CNT_DROP_BAD_UDP);
+
+		g = data + CL_OFF_GNV;
+		if (ulen < sizeof(*udp) + sizeof(*g) || (void *)(g + 1) > data_end)
+			return cl_drop(CL_CNT_DROP_TRUNC_GENEVE);
+		if ((g->ver_optlen >> 6) != 0 || g->proto != bpf_htons(CL_ETH_P_TEB))
+			return cl_drop(CL_CNT_DROP_BAD_GENEVE);
+		optlen = (g->ver_optlen & 0x3f) * 4;
+		if (sizeof(*udp) + sizeof(*g) + optlen > ulen)
+			return cl_drop(CL_CNT_DROP_GENEVE_OPT_LEN);
+		if (optlen == sizeof(struct cl_rts_opt) && (void *)g + sizeof(*g) + sizeof(*rts) <= data_end &&
+		    *(__u32 *)(g + 1) == CL_LE32(CL_OPT_CLASS >> 8, CL_OPT_CLASS, CL_OPT_TYPE_RTS, CL_RTS_LEN_WORDS)) {
+			rts = (void *)(g + 1); /* what every agent sends: one RTS option */
+		} else {
+			err = cl_geneve_options(g, data_end, optlen, &rts);
+			if (err)
+				return cl_drop(err);
+		}
+
+		hdr_len = CL_ENCAP_BASE_LEN + optlen;
+		ieth = data + (hdr_len & 0x1ff);
+		if ((void *)(ieth + 1) > data_end)
+			return cl_drop(CL_CNT_DROP_TRUNC_INNER);
+		if (cl_eth_proto(ieth) != bpf_htons(ETH_P_IP))
+			return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
+		iip = (void *)(ieth + 1);
+		if ((void *)(iip + 1) > data_end)
+			return cl_drop(CL_CNT_DROP_TRUNC_INNER);
+		if (iip->version != 4 || iip->ihl < 5)
+			return cl_drop(CL_CNT_DROP_INNER_NOT_IPV4);
+
+	}
 
 	vni = cl_geneve_vni(g);
 	if (rts && (rts->flags & CL_RTS_F_STALE)) {

@@ -12,16 +12,16 @@ static __always_inline __u16 cl_csum_fold(__u32 sum)
 	return (__u16)~sum;
 }
 
-/* Sum of a 20-byte IPv4 header (no options) with the checksum field taken as is. */
+/* Sum of a 20-byte IPv4 header (no options) with the checksum field taken as is, folded to
+ * 20 bits (cl_csum_fold finishes it). Five 32-bit loads summed in 64 bits and folded: the
+ * ones' complement sum does not depend on the word size (RFC 1071), and this is half the
+ * instructions of ten 16-bit loads. */
 static __always_inline __u32 cl_ipv4_sum(const struct iphdr *ip)
 {
-	const __u16 *w = (const __u16 *)ip;
-	__u32 sum = 0;
+	const __u32 *w = (const __u32 *)ip;
+	__u64 sum = (__u64)w[0] + w[1] + w[2] + w[3] + w[4];
 
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	return sum;
+	return (__u32)((sum & 0xffff) + (sum >> 16)); /* < 2^20: 16-bit folds stay exact (2^16 = 1 mod 0xffff) */
 }
 
 /* Checksum to store in an IPv4 header (no options). */
