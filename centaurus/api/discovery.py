@@ -4,10 +4,7 @@ Legacy (unaggregated) discovery only: kubectl >= 1.26 asks for the aggregated fo
 falls back when the answer is a plain APIGroupList. Custom resources appear per tenant: a
 tenant sees the groups of its own CRDs and of the system tenant's.
 
-OpenAPI: kubectl apply fetches /openapi/v3 (1.27+) or /openapi/v2 (older) for validation and
-patch metadata. We answer v3 with an empty index (404 per group path, so kubectl falls back to
-its compiled-in type metadata for strategic merge) and v2 with an empty protobuf document
-(application/octet-stream, which kubectl accepts as "no schema": validation is skipped).
+OpenAPI documents: :mod:`centaurus.api.openapi`.
 """
 
 from __future__ import annotations
@@ -131,6 +128,3 @@ def group(storage: Storage, tenant: str, name: str) -> dict[str, Any] | None:
             return {"kind": "APIGroup", "apiVersion": "v1", **g}
     return None
 
-
-def openapi_v3_index(storage: Storage, tenant: str) -> dict[str, Any]:
-    return {"paths": {}}

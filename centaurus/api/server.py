@@ -18,9 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from centaurus.api import discovery, encoding, handlers, proxy, review, routing, security
+from centaurus.api import discovery, encoding, handlers, openapi_pb, proxy, review, routing, security
 from centaurus.api.admission import Admission
 from centaurus.api.metrics import METRICS
+from centaurus.api.openapi import OpenApi
 from centaurus.api.storage import Storage
 from centaurus.api.watch import watch
 from centaurus.auth.tokens import Identity, TokenFile
@@ -32,6 +33,7 @@ log = logging.getLogger("centaurus.api")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage", Storage)
 AUTHN: web.AppKey[security.Authenticator] = web.AppKey("authn", security.Authenticator)
 ADMISSION: web.AppKey[Admission] = web.AppKey("admission", Admission)
+OPENAPI: web.AppKey[OpenApi] = web.AppKey("openapi", OpenApi)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 VERB_HANDLERS: dict[str, Callable[[handlers.Call], Awaitable[web.StreamResponse]]] = {
@@ -177,14 +179,42 @@ async def group_version(request: web.Request) -> web.Response:
     return encoding.json_response(rl)
 
 
+async def _openapi(request: web.Request) -> tuple[Identity, OpenApi]:
+    ident = _identity(request)
+    api = request.app[OPENAPI]
+    try:
+        await api.load()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ApiStatusError(503, f"OpenAPI schemas unavailable: {exc}", "ServiceUnavailable") from None
+    return ident, api
+
+
 async def openapi_v2(request: web.Request) -> web.Response:
-    _identity(request)
-    return web.Response(body=b"", content_type="application/octet-stream")
+    """Swagger 2.0 of what the tenant sees: protobuf when asked for (kubectl), else JSON."""
+    ident, api = await _openapi(request)
+    doc = api.v2_document(ident.tenant)
+    if "protobuf" in request.headers.get("Accept", ""):
+        return web.Response(body=openapi_pb.document(doc), content_type=openapi_pb.CONTENT_TYPE)
+    return encoding.json_response(doc)
 
 
 async def openapi_v3(request: web.Request) -> web.Response:
-    ident = _identity(request)
-    return encoding.json_response(discovery.openapi_v3_index(request.app[STORAGE], ident.tenant))
+    ident, api = await _openapi(request)
+    return encoding.json_response(api.v3_index(ident.tenant))
+
+
+async def openapi_v3_gv(request: web.Request) -> web.Response:
+    ident, api = await _openapi(request)
+    found = api.v3_bytes(ident.tenant, request.match_info["path"])
+    if found is None:
+        raise ApiStatusError(
+            404, f"the server could not find the requested resource ({request.path})", "NotFound"
+        )
+    h, body = found
+    # a request naming the current hash may be cached for good (upstream does the same)
+    immutable = request.query.get("hash") == h
+    headers = {"Etag": f'"{h}"', "Cache-Control": "public, immutable" if immutable else "no-cache"}
+    return web.Response(body=body, content_type=encoding.JSON, headers=headers)
 
 
 async def debug_partition(request: web.Request) -> web.Response:
@@ -233,6 +263,7 @@ def make_app(storage: Storage, cfg: ServerConfig) -> web.Application:
     app[STORAGE] = storage
     app[AUTHN] = security.Authenticator(TokenFile(cfg.token_file) if cfg.token_file else None)
     app[ADMISSION] = Admission(storage)
+    app[OPENAPI] = OpenApi(storage)
     proxy.setup(app, cfg.ca_file.parent if cfg.ca_file else None)
     r = app.router
     for p in ("/healthz", "/readyz", "/livez"):
@@ -247,6 +278,7 @@ def make_app(storage: Storage, cfg: ServerConfig) -> web.Application:
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/swagger-2.0.0.pb-v1", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3)
+    r.add_get("/openapi/v3/{path:.+}", openapi_v3_gv)
     r.add_put("/debug/partitions/{index:[0-9]+}", debug_partition)
     r.add_route("*", "/api/v1/{tail:.+}", resource)
     r.add_route("*", "/apis/{group}/{version}/{tail:.+}", resource)
