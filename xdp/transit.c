@@ -228,8 +228,8 @@ int cl_transit(struct xdp_md *ctx)
 	act = cl_fc_transit_slot(vni, iip->daddr, udp->source);
 	if (!act)
 		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: a per-CPU array slot */
-	if (act->vni == vni && act->daddr == iip->daddr && act->sport == udp->source &&
-	    act->epoch == epoch) {
+	if (*(__u64 *)&act->vni == ((__u64)vni | ((__u64)iip->daddr << 32)) &&
+	    *(__u64 *)&act->sport == ((__u64)udp->source | ((__u64)epoch << 32))) {
 		if ((iip->saddr & act->vpc_mask) != act->vpc_ip)
 			return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
 	} else {
@@ -254,8 +254,7 @@ int cl_transit(struct xdp_md *ctx)
 		if (err)
 			return cl_drop(err);
 		act->daddr = iip->daddr;
-		act->sport = udp->source;
-		act->epoch = epoch;
+		*(__u64 *)&act->sport = (__u64)udp->source | ((__u64)epoch << 32); /* _pad0 = 0 */
 		act->vni = vni;
 	}
 

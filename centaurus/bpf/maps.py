@@ -209,9 +209,9 @@ class FcTransit(Structure):
     """Per-CPU decision-cache slot of transit."""
 
     _fields_ = [
-        ("vni", c_uint32), ("daddr", c_uint32), ("sport", c_uint16), ("event", c_uint8),
-        ("_pad0", c_uint8), ("epoch", c_uint32), ("vpc_ip", c_uint32), ("vpc_mask", c_uint32),
-        ("target", c_uint32), ("port", c_uint32), ("mac", Mac), ("_pad1", c_uint8 * 2),
+        ("vni", c_uint32), ("daddr", c_uint32), ("sport", c_uint16), ("_pad0", c_uint16),
+        ("epoch", c_uint32), ("vpc_ip", c_uint32), ("vpc_mask", c_uint32), ("target", c_uint32),
+        ("port", c_uint32), ("mac", Mac), ("event", c_uint8), ("_pad1", c_uint8),
     ]
 
 
@@ -219,8 +219,8 @@ class FcLearn(Structure):
     """Per-CPU cache of transit's learner: entries found fresh (nothing to write)."""
 
     _fields_ = [
-        ("vni", c_uint32), ("ip", c_uint32), ("host", c_uint32), ("epoch", c_uint32),
-        ("kepoch", c_uint32), ("armed", c_uint8), ("_pad", c_uint8 * 3), ("fresh_until_j", c_uint64),
+        ("vni", c_uint32), ("ip", c_uint32), ("epoch", c_uint32), ("kepoch", c_uint32),
+        ("host", c_uint32), ("armed", c_uint8), ("_pad", c_uint8 * 3), ("fresh_until_j", c_uint64),
     ]
 
 

@@ -262,4 +262,3 @@ class GarbageCollector(Controller):
             if exc.code != 404:
                 raise
         return None
-

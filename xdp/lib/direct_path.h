@@ -52,8 +52,7 @@ static __always_inline void cl_hc_learn(struct cl_config *cfg, __u32 vni, __be32
 	struct cl_fc_learn *fl;
 	__be32 host = cl_rts_host(rts);
 	__u8 bounced = (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_VIA)) != 0;
-	__u32 epoch = cfg->epoch, kepoch = cfg->kepoch;
-	__u64 ttl, now = bpf_jiffies64();
+	__u64 epochs = cl_epochs(cfg), ttl, now = bpf_jiffies64();
 	const __u8 *mac;
 	__u32 port;
 
@@ -61,8 +60,9 @@ static __always_inline void cl_hc_learn(struct cl_config *cfg, __u32 vni, __be32
 		return;
 	/* fast: this very entry was found fresh (and armed, if we must arm) since the last change */
 	fl = cl_fc_learn_slot(vni, ep_ip);
-	if (fl && fl->vni == vni && fl->ip == ep_ip && fl->host == host && fl->epoch == epoch &&
-	    fl->kepoch == kepoch && now < fl->fresh_until_j && (fl->armed || !bounced))
+	if (fl && *(__u64 *)&fl->vni == ((__u64)vni | ((__u64)ep_ip << 32)) &&
+	    *(__u64 *)&fl->epoch == epochs && fl->host == host && now < fl->fresh_until_j &&
+	    (fl->armed || !bounced))
 		return;
 
 	ttl = cl_hc_ttl_jiffies(cfg);
@@ -76,8 +76,7 @@ static __always_inline void cl_hc_learn(struct cl_config *cfg, __u32 vni, __be32
 		if (fl) { /* nothing to write: remember that */
 			fl->ip = ep_ip;
 			fl->host = host;
-			fl->epoch = epoch;
-			fl->kepoch = kepoch;
+			*(__u64 *)&fl->epoch = epochs;
 			fl->armed = e->notify == CL_HOSTCACHE_NOTIFY;
 			fl->fresh_until_j = e->expires_j - ttl / 2;
 			fl->vni = vni;

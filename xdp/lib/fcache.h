@@ -43,6 +43,13 @@ _Static_assert(__builtin_offsetof(struct cl_fc_agent, daddr) == 4 &&
 	       __builtin_offsetof(struct cl_fc_agent, kepoch) == __builtin_offsetof(struct cl_fc_agent, epoch) + 4 &&
 	       __builtin_offsetof(struct cl_fc_agent, epoch) % 8 == 0,
 	       "cl_fc_agent: the key is compared as 64-bit words");
+_Static_assert(__builtin_offsetof(struct cl_fc_transit, daddr) == 4 &&
+	       __builtin_offsetof(struct cl_fc_transit, sport) == 8 &&
+	       __builtin_offsetof(struct cl_fc_transit, epoch) == 12,
+	       "cl_fc_transit: the key is compared as two 64-bit words");
+_Static_assert(__builtin_offsetof(struct cl_fc_learn, ip) == 4 && __builtin_offsetof(struct cl_fc_learn, epoch) == 8 &&
+	       __builtin_offsetof(struct cl_fc_learn, kepoch) == 12,
+	       "cl_fc_learn: (vni, ip) and the epochs are compared as 64-bit words");
 
 /* The agent's slot of a flow. The key (see struct cl_fc_agent) is compared as three words:
  * addrs = saddr | daddr << 32, ports_if = ports | ifindex << 32, proto_flags = proto | flags

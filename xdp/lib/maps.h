@@ -190,26 +190,26 @@ struct cl_fc_agent {     /* agent: (ingress interface, 5-tuple) -> next hop */
 #define CL_FC_F_LB 1
 
 struct cl_fc_transit {   /* transit: (vni, destination, outer source port) -> action */
-	__u32 vni;
-	__be32 daddr;
-	__be16 sport;
-	__u8 event;       /* CL_CNT_RX_DECAP / _BOUNCED / _DIVIDED / _REROUTED */
-	__u8 _pad0;
+	__u32 vni;        /* key (0: empty slot) */
+	__be32 daddr;     /* key: inner destination */
+	__be16 sport;     /* key: outer UDP source port (the sender's flow hash) */
+	__u16 _pad0;      /* 0: (sport, epoch) is compared as one 64-bit word */
 	__u32 epoch;
 	__be32 vpc_ip;    /* inner sources must be in the VPC */
 	__be32 vpc_mask;
 	__be32 target;    /* next droplet (forwarding) */
 	__u32 port;       /* egress ifindex (decap: the endpoint's veth; 0: XDP_TX) */
 	__u8 mac[6];      /* next-hop MAC, or the endpoint's MAC */
-	__u8 _pad1[2];
+	__u8 event;       /* CL_CNT_RX_DECAP / _BOUNCED / _DIVIDED / _REROUTED */
+	__u8 _pad1;
 };
 
 struct cl_fc_learn {     /* transit: (vni, inner source) already learned, nothing to write */
 	__u32 vni;
 	__be32 ip;
-	__be32 host;
-	__u32 epoch;
+	__u32 epoch;      /* epoch and kepoch: one 64-bit word, like cl_config's */
 	__u32 kepoch;
+	__be32 host;
 	__u8 armed;       /* the entry's notify countdown is full */
 	__u8 _pad[3];
 	__u64 fresh_until_j; /* after this the entry is refreshed (half its lifetime) */
