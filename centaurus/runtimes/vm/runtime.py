@@ -79,7 +79,11 @@ class VmRuntime(VmLifecycle):
     # ---- runtime lifecycle ---------------------------------------------------------------------
     async def prepare(self) -> None:
         if not self.accel:
-            self.accel = "kvm" if await kvm_usable() else "tcg"
+            kernel: Path | None = None
+            with contextlib.suppress(ImageError):
+                kernel = self.images.resolve("centaurus/guest", "vm").kernel
+            self.accel = "kvm" if await kvm_usable(kernel) else "tcg"
+            log.info("VM accelerator: %s", self.accel)
         linux.set_child_subreaper()
         await asyncio.to_thread(self._init_dirs)
         if self.build_templates and self.boot_mode != "cold":
