@@ -184,14 +184,29 @@ async def run(cfg: AgentConfig, *, cleanup: bool = False) -> int:
         stop.set()
 
     loop.add_signal_handler(signal.SIGUSR2, teardown)
-    try:
-        await agent.start()
-    except BaseException:
-        log.exception("node %s did not start", cfg.node_name)
+    # the owner may die, or a signal arrive, while the node is still starting (a VM template
+    # build can take a minute): both end the start instead of waiting for it
+    watchdog = asyncio.ensure_future(_watch_owner(cfg.owner_pid, teardown)) if cfg.owner_pid else None
+    starting = asyncio.ensure_future(agent.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        log.warning("node %s stopped while starting", cfg.node_name)
+        if watchdog is not None:
+            watchdog.cancel()
+        await agent.stop(teardown=mode["teardown"])
+        return 1
+    if starting.exception() is not None:
+        log.error("node %s did not start", cfg.node_name, exc_info=starting.exception())
+        stopped.cancel()
+        if watchdog is not None:
+            watchdog.cancel()
         await agent.stop(teardown=False)
         return 1
-    watchdog = asyncio.ensure_future(_watch_owner(cfg.owner_pid, teardown)) if cfg.owner_pid else None
-    await stop.wait()
+    await stopped
     if watchdog is not None:
         watchdog.cancel()
     await agent.stop(teardown=mode["teardown"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from centaurus.agent.config import AgentConfig
-from centaurus.agent.fleet import Fleet, FleetError, agent_credentials
+from centaurus.agent.fleet import Fleet, agent_credentials
 from centaurus.netplug.ipam import node_cidr
 
 log = logging.getLogger("centaurus.agent.labhook")
@@ -147,7 +147,7 @@ def node_hook(target: Any, ctx: Any) -> Callable[[], None] | None:
         procs = [fleet.spawn(c) for c in configs]
         try:
             fleet.wait_started(procs)
-        except FleetError:
+        except BaseException:  # also a caller's timeout or ^C: the agents run in their own sessions
             fleet.stop(teardown=True, timeout=5)
             raise
         target.add_capability("nodes", "vm-pods")
