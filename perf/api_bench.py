@@ -18,6 +18,8 @@ import asyncio
 import glob
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,7 +59,8 @@ def pod_obj(name: str, ns: str) -> dict[str, Any]:
     return prepare_create(K.must("", "v1", "pods"), obj, "system", ns)
 
 
-async def preload(data_dir: Path, n: int, rate: float, duration: float) -> tuple[float, list[dict[str, Any]]]:
+async def preload(data_dir: Path, n: int) -> float:
+    """N pods (+ the namespaces and configmaps the load uses) straight into partition 0."""
     store = await SqliteStore.open_partition(0, data_dir, {})
     nsk = K.must("", "v1", "namespaces")
     for ns in ("bench", "perf", "perf-small"):
@@ -103,6 +106,13 @@ async def preload(data_dir: Path, n: int, rate: float, duration: float) -> tuple
 
     await asyncio.gather(*(worker() for _ in range(64)))
     took = time.perf_counter() - t0
+    await store.close()
+    return took
+
+
+async def store_reference(data_dir: Path, rate: float, duration: float) -> list[dict[str, Any]]:
+    """The raw store's latency at the same offered rate on the preloaded file (same run)."""
+    store = await SqliteStore.open_partition(0, data_dir, {})
     ref = await bench.probe(
         store,
         rate=rate,
@@ -112,7 +122,7 @@ async def preload(data_dir: Path, n: int, rate: float, duration: float) -> tuple
         kind="sqlite",
     )
     await store.close()
-    return took, ref
+    return ref
 
 
 def run_locust(
@@ -170,16 +180,36 @@ def main() -> int:
     ap.add_argument("--report-dir", default=str(ROOT / "reports" / "out"))
     ap.add_argument("--target-p99-ms", type=float, default=50.0)
     ap.add_argument("--keep", action="store_true", help="keep the state dir")
+    ap.add_argument(
+        "--with-components",
+        action="store_true",
+        help="also start the components other packages hook into `centaurus up` (scheduler, network "
+        "operators): their own traffic (e.g. a FailedScheduling event and status patch per unschedulable "
+        "pod) then adds to the offered rate",
+    )
+    ap.add_argument(
+        "--py-spy",
+        default="",
+        metavar="FILE",
+        help="sample the API server with py-spy (if installed) during the measured part: collapsed stacks",
+    )
     a = ap.parse_args()
 
     from centaurus.auth.tokens import TokenFile
+    from centaurus.controlplane import supervisor
     from centaurus.controlplane.supervisor import ControlPlane
+
+    if not a.with_components:
+        # the API server alone (as controllers=False below): no hooked-in components
+        supervisor.COMPONENT_HOOKS.clear()
+        supervisor._entry_point_hooks = lambda: []  # type: ignore[assignment]
 
     work = Path(tempfile.mkdtemp(prefix="cl-perfapi-"))
     state = work / "state"
     print(f"preloading {a.pods} pods into sqlite ...", flush=True)
-    took, store_ref = asyncio.run(preload(state / "data", a.pods, a.rate, min(a.duration, 20.0)))
+    took = asyncio.run(preload(state / "data", a.pods))
     print(f"  {a.pods} pods in {took:.1f} s ({a.pods / took:.0f}/s)", flush=True)
+    store_ref = asyncio.run(store_reference(state / "data", a.rate, min(a.duration, 20.0)))
     cp = ControlPlane(state)
     try:
         t0 = time.perf_counter()
@@ -190,7 +220,14 @@ def main() -> int:
         t1 = time.perf_counter()
         t_wall = time.time()
         cpu0 = _cpu_s(cp)
+        hist0 = _scrape(st.server, state, token)
+        kids0 = _children_cpu_s()
+        spy = _py_spy(cp, a.py_spy, a.duration, a.warmup)
         samples = run_locust(st.server, state, token, a.rate, a.duration + a.warmup, a.users, work)
+        locust_cpu_s = _children_cpu_s() - kids0
+        server_side = _server_p99(hist0, _scrape(st.server, state, token))
+        if spy is not None:
+            spy.wait(timeout=60)
         elapsed = time.perf_counter() - t1 - a.warmup
         warm = [s for s in samples if s[3] < t_wall + a.warmup]
         samples = [s for s in samples if s[3] >= t_wall + a.warmup]
@@ -247,6 +284,7 @@ def main() -> int:
     )
     total = len(samples) + len(warm)
     cpu_ms = 1000 * cpu_s / total if total else 0.0
+    locust_ms = 1000 * locust_cpu_s / total if total else 0.0
     items.append(
         {
             "data": {"Perc50": cpu_ms, "Perc90": cpu_ms, "Perc99": cpu_ms},
@@ -254,6 +292,7 @@ def main() -> int:
             "labels": {
                 "Metric": "apiserver_cpu_per_request",
                 "Requests": str(total),
+                "LoadGeneratorCpuMsPerRequest": f"{locust_ms:.2f}",
                 "LoadAvg1m": f"{load:.2f}",
                 "Cores": str(os.cpu_count()),
             },
@@ -261,11 +300,10 @@ def main() -> int:
     )
     out = Path(a.report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "perf-api.json").write_text(json.dumps({"version": "v1", "dataItems": items}, indent=1))
     print(
         f"\noffered {a.rate:g} req/s, achieved {achieved:.0f} req/s over {elapsed:.0f} s, "
-        f"{a.pods} pods stored, apiserver RSS {rss:.0f} MB, apiserver CPU {cpu_ms:.2f} ms/request, "
-        f"machine load average {load:.1f} on {os.cpu_count()} cores"
+        f"{a.pods} pods stored, apiserver RSS {rss:.0f} MB, apiserver CPU {cpu_ms:.2f} ms/request "
+        f"(locust {locust_ms:.2f}), machine load average {load:.1f} on {os.cpu_count()} cores"
     )
     print(f"{'what':<28}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'count':>8}{'errors':>8}")
     worst = 0.0
@@ -283,12 +321,108 @@ def main() -> int:
         )
         if lab["Metric"] == "api_latency" and lab["Verb"].lower() in MUTATING:
             worst = max(worst, d["Perc99"])
+    print(
+        "server side (handler time from /metrics, whole run incl. warm-up; p99 interpolated within "
+        "the histogram buckets):"
+    )
+    for what, (p99, n) in sorted(server_side.items()):
+        print(f"  {what:<26}{p99:>9.1f} ms p99 of {n}")
+        items.append(
+            {
+                "data": {"Perc99": p99},
+                "unit": "ms",
+                "labels": {"Metric": "apiserver_handler_p99_from_metrics", "What": what, "Count": str(n)},
+            }
+        )
+    (out / "perf-api.json").write_text(json.dumps({"version": "v1", "dataItems": items}, indent=1))
     print(f"worst mutating p99 {worst:.1f} ms (goal {a.target_p99_ms:g} ms); report {out / 'perf-api.json'}")
     if not a.keep:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return 0 if worst <= a.target_p99_ms and not errors else 1
+
+
+Hist = dict[tuple[str, str], dict[str, float]]
+
+
+def _scrape(server: str, state: Path, token: str) -> Hist:
+    """Cumulative bucket counts per (metric, labels) from the API server's /metrics."""
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=str(state / "pki" / "ca.crt"))
+    req = urllib.request.Request(f"{server}/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+        text = resp.read().decode()
+    out: Hist = {}
+    for line in text.splitlines():
+        if "_bucket{" not in line:
+            continue
+        head, value = line.rsplit(" ", 1)
+        name, labels = head.split("{", 1)
+        labels, le = labels.rsplit(',le="', 1)
+        out.setdefault((name.removesuffix("_bucket"), labels), {})[le.rstrip('"}')] = float(value)
+    return out
+
+
+def _server_p99(before: Hist, after: Hist) -> dict[str, tuple[float, int]]:
+    """p99 (ms, linear within the bucket as Prometheus' histogram_quantile) and count per verb of
+    the requests and store operations between two scrapes."""
+    out: dict[str, tuple[float, int]] = {}
+    for (name, labels), buckets in after.items():
+        lab = dict(kv.split("=", 1) for kv in labels.replace('"', "").split(","))
+        if name == "apiserver_request_duration_seconds":
+            if not lab.get("code", "").startswith("2"):
+                continue
+            what = f"api {lab.get('verb', '')} {lab.get('resource', '')}"
+        elif name == "etcd_request_duration_seconds":
+            what = f"store {lab.get('operation', '')}"
+        else:
+            continue
+        prev = before.get((name, labels), {})
+        les = sorted(buckets, key=lambda le: float("inf") if le == "+Inf" else float(le))
+        cum = [(le, buckets[le] - prev.get(le, 0.0)) for le in les]
+        total = cum[-1][1]
+        if total <= 0:
+            continue
+        rank, lo, below = 0.99 * total, 0.0, 0.0
+        p99 = float("inf")
+        for le, c in cum:
+            hi = float("inf") if le == "+Inf" else float(le)
+            if c >= rank:
+                p99 = lo if hi == float("inf") else lo + (hi - lo) * (rank - below) / max(c - below, 1e-9)
+                break
+            lo, below = hi, c
+        old = out.get(what)
+        if old is None or old[0] < p99 * 1000:
+            out[what] = (p99 * 1000, int(total) + (old[1] if old else 0))
+    return out
+
+
+def _children_cpu_s() -> float:
+    """user+system CPU seconds of waited-for children (locust)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _py_spy(cp: Any, out: str, duration: float, warmup: float) -> subprocess.Popen[bytes] | None:
+    """py-spy record (non-blocking sampling) of the API server for the measured seconds."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    pid = _apiserver_pid(cp)
+    if not out or not pid or not Path(spy).exists():
+        return None
+    cmd = (
+        f"sleep {warmup:g}; exec {spy} record --pid {pid} --nonblocking --rate 100 --format raw"
+        f" -o {out} --duration {int(duration)}"
+    )
+    return subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _apiserver_pid(cp: Any) -> int:
+    st = cp.load()
+    for c in st.components if st else []:
+        if c.name == "apiserver" and c.pid:
+            return int(c.pid)
+    return 0
 
 
 def _cpu_s(cp: Any) -> float:
