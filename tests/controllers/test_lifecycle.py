@@ -29,12 +29,19 @@ def test_dead_node_pods_are_evicted_and_recreated_elsewhere(cluster: Cluster) ->
     on_a1 = [p["metadata"]["name"] for p in live_pods(api, "ha") if p["spec"]["nodeName"] == "a1"]
     assert on_a1, "the scheduler put nothing on a1"
     agents.stop_node("a1")  # the agent dies: no more lease renewals
-    node = wait(lambda: (n := api.get("nodes", "a1")) and ready_status(n) == "Unknown" and n, what="Unknown")
-    keys = {(t["key"], t["effect"]) for t in node["spec"].get("taints", [])}
-    assert {
+    wait(lambda: ready_status(api.get("nodes", "a1")) == "Unknown", what="Unknown")
+    # as in Kubernetes, the condition (status) and the taints (spec) are two writes: wait for both
+    unreachable = {
         ("node.kubernetes.io/unreachable", "NoSchedule"),
         ("node.kubernetes.io/unreachable", "NoExecute"),
-    } <= keys
+    }
+
+    def tainted() -> bool:
+        node = api.get("nodes", "a1")
+        keys = {(t["key"], t["effect"]) for t in (node.get("spec") or {}).get("taints", [])}
+        return ready_status(node) == "Unknown" and unreachable <= keys
+
+    wait(tainted, what="unreachable taints")
 
     def moved() -> bool:
         pods = live_pods(api, "ha")

@@ -17,9 +17,23 @@ from centaurus.store.base import Store
 KINDS = ["sqlite", pytest.param("etcd", marks=pytest.mark.integration)]
 
 
+BACKEND: tuple[str, dict[str, Any]] = ("asyncio", {"use_uvloop": True})
+
+
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return ("asyncio", {"use_uvloop": True})
+    return BACKEND
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _one_loop_for_the_store_tests() -> Iterator[None]:
+    """All store tests share one event loop: grpc.aio binds its completion-queue poller to the
+    first loop it sees, and with a loop per test a late completion of one test's etcd channel
+    was posted to that test's closed loop ("Event loop is closed" in a later teardown)."""
+    from anyio.pytest_plugin import get_runner
+
+    with get_runner(*BACKEND):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,8 @@ from centaurus.runtimes.base import ExecSession, RuntimeError_
 
 log = logging.getLogger("centaurus.agent.exec")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+# how long a tty exec waits for the client's first terminal size before starting the process
+INITIAL_SIZE_WAIT = 1.0
 WS_PROTOCOLS = [
     "v5.channel.k8s.io",
     "v4.channel.k8s.io",
@@ -143,40 +145,69 @@ async def serve_websocket(request: web.Request, opts: ExecOptions, start: Starte
                     await ws.send_bytes(bytes([ch]) + data)
 
     await send(STDOUT if opts.stdout else STDERR if opts.stderr else ERROR, b"")
+
+    def frame(msg: Any) -> bytes:
+        if msg.type == WSMsgType.BINARY:
+            return bytes(msg.data)
+        if msg.type == WSMsgType.TEXT and b64 and msg.data:
+            return bytes([ord(msg.data[0]) - 48]) + base64.b64decode(msg.data[1:])
+        if msg.type == WSMsgType.TEXT:
+            # the python client sends str stdin as text frames; Go's server reads any frame
+            # type as bytes, and so do we
+            return str(msg.data).encode()
+        return b""
+
+    early: list[bytes] = []  # frames that came before the process: replayed after its start
+    closed_early = False
+    if opts.tty:
+        # the client sends its terminal's size right away: the process must start with it, or a
+        # quick command (`stty size`) sees 0x0 -- a race kubelets have too
+        deadline = asyncio.get_running_loop().time() + INITIAL_SIZE_WAIT
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                msg = await ws.receive(timeout=left)
+            except TimeoutError:
+                break
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                closed_early = True
+                break
+            if data := frame(msg):
+                early.append(data)
+                if data[0] == RESIZE:
+                    break
     try:
         session = await start(opts)
     except RuntimeError_ as exc:
         await send(ERROR, status_bytes(None, exc.message, proto))
         await ws.close()
         return ws
+    for data in early:
+        if data[0] == RESIZE:
+            await _resize(session, data[1:])
     pumps = [
         asyncio.ensure_future(_pump(session.stdout if opts.stdout else None, lambda d: send(STDOUT, d))),
         asyncio.ensure_future(_pump(session.stderr if opts.stderr else None, lambda d: send(STDERR, d))),
     ]
 
+    async def handle(data: bytes) -> None:
+        ch, payload = data[0], data[1:]
+        if ch == STDIN and session.stdin is not None:
+            session.stdin.write(payload)
+            with contextlib.suppress(ConnectionError):
+                await session.stdin.drain()
+        elif ch == RESIZE:
+            await _resize(session, payload)
+        elif ch == CLOSE and payload[:1] == bytes([STDIN]):
+            await _end_stdin(session, opts.tty)
+
     async def inbound() -> None:
-        async for msg in ws:
-            if msg.type == WSMsgType.BINARY:
-                data = bytes(msg.data)
-            elif msg.type == WSMsgType.TEXT and b64 and msg.data:
-                data = bytes([ord(msg.data[0]) - 48]) + base64.b64decode(msg.data[1:])
-            elif msg.type == WSMsgType.TEXT:
-                # the python client sends str stdin as text frames; Go's server reads any frame
-                # type as bytes, and so do we
-                data = str(msg.data).encode()
-            else:
-                continue
-            if not data:
-                continue
-            ch, payload = data[0], data[1:]
-            if ch == STDIN and session.stdin is not None:
-                session.stdin.write(payload)
-                with contextlib.suppress(ConnectionError):
-                    await session.stdin.drain()
-            elif ch == RESIZE:
-                await _resize(session, payload)
-            elif ch == CLOSE and payload[:1] == bytes([STDIN]):
-                await _end_stdin(session, opts.tty)
+        for data in early:
+            if data[0] != RESIZE:
+                await handle(data)
+        if not closed_early:
+            async for msg in ws:
+                if data := frame(msg):
+                    await handle(data)
         await _end_stdin(session, opts.tty)
 
     reader = asyncio.ensure_future(inbound())
@@ -225,6 +256,10 @@ async def serve_spdy(conn: spdy.ByteConn, proto: str, opts: ExecOptions, start: 
         serving.cancel()
         return
     err = streams["error"]
+    first_size = b""
+    if "resize" in streams:  # start the process with the client's terminal size (see the WS side)
+        with contextlib.suppress(TimeoutError):
+            first_size = await asyncio.wait_for(streams["resize"].read(), INITIAL_SIZE_WAIT)
     try:
         ex = await start(opts)
     except RuntimeError_ as exc:
@@ -232,6 +267,9 @@ async def serve_spdy(conn: spdy.ByteConn, proto: str, opts: ExecOptions, start: 
         await _close_all(session, streams)
         serving.cancel()
         return
+    *sizes, size_rest = first_size.split(b"\n")
+    for line in sizes:
+        await _resize(ex, line)
     pumps = []
     if "stdout" in streams:
         pumps.append(asyncio.ensure_future(_pump(ex.stdout, streams["stdout"].write)))
@@ -241,7 +279,7 @@ async def serve_spdy(conn: spdy.ByteConn, proto: str, opts: ExecOptions, start: 
     if "stdin" in streams:
         side.append(asyncio.ensure_future(_stdin(streams["stdin"], ex)))
     if "resize" in streams:
-        side.append(asyncio.ensure_future(_resize_stream(streams["resize"], ex)))
+        side.append(asyncio.ensure_future(_resize_stream(streams["resize"], ex, size_rest)))
     code = await _finish(ex, pumps)
     await err.write(status_bytes(code, None, proto))
     for t in side:
@@ -270,8 +308,7 @@ async def _stdin(st: spdy.Stream, ex: ExecSession) -> None:
                 await ex.stdin.drain()
 
 
-async def _resize_stream(st: spdy.Stream, ex: ExecSession) -> None:
-    buf = b""
+async def _resize_stream(st: spdy.Stream, ex: ExecSession, buf: bytes = b"") -> None:
     while True:
         data = await st.read()
         if not data:
