@@ -228,7 +228,7 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         await _settle(api)
         # 1. scheduler throughput
         _log(f"scheduler burst: {p.burst_nodes} node objects, {p.burst_pods} pending pods")
-        burst = await run_burst_wrapper(api, cp.kubeconfig, work, p)
+        burst = await run_burst_wrapper(api, cp.kubeconfig, work, p, state_dir)
         details["scheduler_burst"] = burst
         # 2. hosts
         points_nodes = [_point(0, 0, await _sample(state_dir, p.window, {}))]
@@ -320,13 +320,19 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         cp.down()
 
 
-async def run_burst_wrapper(api: AsyncClient, kubeconfig: Path, work: Path, p: Profile) -> dict[str, Any]:
+async def run_burst_wrapper(
+    api: AsyncClient, kubeconfig: Path, work: Path, p: Profile, state_dir: Path
+) -> dict[str, Any]:
     from centaurus.perf.schedbench import run_burst
 
     async def create(items: list[tuple[str, str]], rate: float) -> float:
         return await _create_at_rate(api, items, rate)
 
-    return await run_burst(api, kubeconfig, work, p.burst_nodes, p.burst_pods, create)
+    def cpu(extra: dict[str, int]) -> dict[str, float]:
+        u = control_plane_usage(state_dir, {**extra, "campaign": os.getpid()})
+        return {k: float(v["cpu_seconds"]) for k, v in u["components"].items()}
+
+    return await run_burst(api, kubeconfig, work, p.burst_nodes, p.burst_pods, create, cpu=cpu)
 
 
 def _figures(

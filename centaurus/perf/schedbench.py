@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +52,19 @@ async def _gather(coros: list[Any], limit: int = 64) -> None:
 
 
 async def run_burst(
-    api: AsyncClient, kubeconfig: Path, work: Path, nodes: int, pods: int, create: Any, timeout: float = 600.0
+    api: AsyncClient,
+    kubeconfig: Path,
+    work: Path,
+    nodes: int,
+    pods: int,
+    create: Any,
+    timeout: float = 600.0,
+    cpu: Callable[[dict[str, int]], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """``create(items, rate)`` creates the pods (the density module's open-loop creator)."""
+    """``create(items, rate)`` creates the pods (the density module's open-loop creator);
+    ``cpu(extra_pids)`` -> CPU seconds per process so far (the control plane's, plus ``extra``):
+    when given, the CPU each process spent per bind while the burst scheduler was binding is
+    reported (``cpu_ms_per_bind``): where the throughput ceiling is."""
     lease = {"holderIdentity": "density", "leaseDurationSeconds": 3600, "renewTime": micro_time()}
     names = [f"burst-{i}" for i in range(nodes)]
     await _gather([api.create("nodes", _node(n, f"az{i % 3 + 1}")) for i, n in enumerate(names)])
@@ -85,9 +97,12 @@ async def run_burst(
     create_s = time.monotonic() - t0
     stats_file = work / "burst-scheduler.json"
     log = open(work / "burst-scheduler.log", "ab")  # noqa: SIM115 - closed below
+    # CENTAURUS_BURST_PROFILE=<file>: the burst scheduler under cProfile (written on SIGTERM)
+    prof = os.environ.get("CENTAURUS_BURST_PROFILE")
     proc = subprocess.Popen(
         [
             sys.executable,
+            *(["-m", "cProfile", "-o", prof] if prof else []),
             "-m",
             "centaurus.scheduler",
             "--kubeconfig",
@@ -96,6 +111,7 @@ async def run_burst(
             "density-burst",
             "--stats-file",
             str(stats_file),
+            *os.environ.get("CENTAURUS_BURST_ARGS", "").split(),
         ],
         stdout=log,
         stderr=log,
@@ -104,6 +120,8 @@ async def run_burst(
     per_second: list[float] = []
     last = 0
     stats: dict[str, Any] = {}
+    cpu0: tuple[int, dict[str, float]] | None = None
+    cpu_per_bind: dict[str, float] = {}
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -118,6 +136,15 @@ async def run_burst(
             if done > last or last:
                 per_second.append(float(done - last))
             last = done
+            if cpu is not None and done:
+                now_cpu = cpu({"burst-scheduler": proc.pid})
+                if cpu0 is None:
+                    cpu0 = (done, now_cpu)
+                elif done > cpu0[0]:
+                    n = done - cpu0[0]
+                    cpu_per_bind = {
+                        k: round((v - cpu0[1].get(k, v)) * 1000 / n, 4) for k, v in now_cpu.items()
+                    }
             if done >= pods:
                 break
         else:
@@ -159,4 +186,5 @@ async def run_burst(
         },
         "queue_to_bound_ms": stats.get("queue_to_bound_ms"),
         "bind_errors": stats.get("bind_errors"),
+        "cpu_ms_per_bind": cpu_per_bind,
     }
