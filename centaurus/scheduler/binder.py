@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import re
 import ssl
 from urllib.parse import quote, urlsplit
 
@@ -21,6 +23,18 @@ from centaurus.client.aio import AsyncClient
 from centaurus.client.rest import ApiError
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_SAFE = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix(tenant: str | None, namespace: str) -> str:
+    t = f"tenants/{quote(tenant)}/" if tenant else ""
+    return f"/api/v1/{t}namespaces/{quote(namespace)}/pods/"
+
+
+def _quote(name: str) -> str:
+    """Object names are DNS labels/subdomains: nothing to escape (quote() cost ~10 us a bind)."""
+    return name if _SAFE.fullmatch(name) else quote(name)
 
 
 class Binder:
@@ -48,8 +62,7 @@ class Binder:
 
     @staticmethod
     def path(tenant: str | None, namespace: str, name: str) -> str:
-        t = f"tenants/{quote(tenant)}/" if tenant else ""
-        return f"/api/v1/{t}namespaces/{quote(namespace)}/pods/{quote(name)}/binding"
+        return f"{_prefix(tenant, namespace)}{_quote(name)}/binding"
 
     async def bind(self, tenant: str | None, namespace: str, name: str, node: str) -> None:
         body = orjson.dumps(

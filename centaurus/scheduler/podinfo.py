@@ -101,9 +101,13 @@ def signature(spec: Obj) -> str:
     )
 
 
-def slim_for_scheduler(pod: Obj) -> Obj:
+def slim_for_scheduler(pod: Obj, prev: Obj | None = None) -> Obj:
     """The scheduler's informer transform: identity, labels, owners, placement constraints, the
-    computed requests (``_req``), phase and the PodScheduled condition. Idempotent."""
+    computed requests (``_req``), phase and the PodScheduled condition. Idempotent.
+
+    ``prev``: the cached slim form of the same pod (the informer's update transform). A pod's
+    requests cannot change and its constraints rarely do, so an update (the bind, every status
+    write) reuses them -- equal values compared, not re-hashed -- instead of recomputing."""
     if "_req" in pod:
         return pod
     md = pod.get("metadata") or {}
@@ -145,19 +149,29 @@ def slim_for_scheduler(pod: Obj) -> Obj:
     for k in ("namespace", "tenant"):
         if k in keep_md:
             keep_md[k] = _i(keep_md[k])
+    same = prev is not None and (prev.get("metadata") or {}).get("uid") == md.get("uid")
     if "labels" in keep_md:
-        keep_md["labels"] = {_i(k): _i(v) for k, v in keep_md["labels"].items()}
+        was = prev["metadata"].get("labels") if same and prev is not None else None
+        if was is not None and was == keep_md["labels"]:
+            keep_md["labels"] = was
+        else:
+            keep_md["labels"] = {_i(k): _i(v) for k, v in keep_md["labels"].items()}
     if "ownerReferences" in keep_md:
         keep_md["ownerReferences"] = [{k: _i(v) for k, v in r.items()} for r in keep_md["ownerReferences"]]
     for k in ("nodeName", "schedulerName"):
         if k in keep_spec:
             keep_spec[k] = _i(keep_spec[k])
+    pspec = (prev.get("spec") or {}) if same and prev is not None else {}
     for k in ("nodeSelector", "affinity", "tolerations", "topologySpreadConstraints"):
         if k in keep_spec:
-            keep_spec[k] = _shared(keep_spec[k])
+            was = pspec.get(k)
+            keep_spec[k] = was if was is not None and was == keep_spec[k] else _shared(keep_spec[k])
     out: Obj = {"metadata": keep_md, "spec": keep_spec, "status": keep_status}
-    r = pod_requests(spec)
-    out["_req"] = _shared((r.cpu, r.mem, r.nz_cpu, r.nz_mem))
+    if same and prev is not None and "_req" in prev:
+        out["_req"] = prev["_req"]
+    else:
+        r = pod_requests(spec)
+        out["_req"] = _shared((r.cpu, r.mem, r.nz_cpu, r.nz_mem))
     out["_sig"] = "" if spec.get("nodeName") else _signature_of_shared(keep_spec)
     return out
 

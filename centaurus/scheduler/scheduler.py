@@ -63,7 +63,9 @@ class Scheduler:
         self.table = NodeTable()
         self.queue = SchedulingQueue()
         self.nodes = Informer(api, "nodes", tenant=None, transform=slim_node)
-        self.pods = Informer(api, "pods", tenant="all", transform=slim_for_scheduler)
+        self.pods = Informer(
+            api, "pods", tenant="all", transform=slim_for_scheduler, update_transform=slim_for_scheduler
+        )
         self.pods.add_index(
             "ns", lambda p: [f"{p['metadata'].get('tenant')}/{p['metadata'].get('namespace')}"]
         )

@@ -75,6 +75,7 @@ class Informer:
         label_selector: str | None = None,
         field_selector: str | None = None,
         transform: Callable[[Obj], Obj] | None = None,
+        update_transform: Callable[[Obj, Obj], Obj] | None = None,
     ) -> None:
         self.api = api
         self.resource = resource
@@ -84,6 +85,9 @@ class Informer:
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.transform = transform
+        #: ``update_transform(raw, cached)`` replaces ``transform`` for an object already cached:
+        #: what cannot change (a pod's requests, its shared constraints) is taken from the cache
+        self.update_transform = update_transform
         self.cache: dict[str, Obj] = {}
         self.handlers: list[Handler] = []
         self.synced = asyncio.Event()
@@ -144,10 +148,12 @@ class Informer:
                         idx.setdefault(v, set()).add(key)
 
     def _put(self, obj: Obj) -> tuple[Obj | None, Obj]:
-        if self.transform is not None:
-            obj = self.transform(obj)
-        key = object_key(obj)
+        key = object_key(obj)  # transforms keep the identity
         old = self.cache.get(key)
+        if old is not None and self.update_transform is not None:
+            obj = self.update_transform(obj, old)
+        elif self.transform is not None:
+            obj = self.transform(obj)
         self.cache[key] = obj
         self._index(key, obj)
         return old, obj
