@@ -44,7 +44,7 @@ from centaurus.perf.core import Figure, Result
 from centaurus.perf.fleetproc import FleetProc, wait_fleet
 from centaurus.perf.measurements.pod_startup import perfdata
 from centaurus.perf.podwatch import PodStartupWatch
-from centaurus.perf.usage import control_plane_usage
+from centaurus.perf.usage import CLK_TCK, components, control_plane_usage
 
 Obj = dict[str, Any]
 HOLLOW = {"centaurus.io/hollow": "true"}
@@ -95,6 +95,59 @@ async def _sample(state_dir: Path, window: float, extra: dict[str, int]) -> dict
 def _cpu_by_component(state_dir: Path, fleet_pid: int) -> dict[str, float]:
     u = control_plane_usage(state_dir, {"fleet": fleet_pid, "campaign": os.getpid()})
     return {k: float(v["cpu_seconds"]) for k, v in u["components"].items()}
+
+
+async def _cpu_timeline(
+    state_dir: Path, extra: dict[str, int], out: list[dict[str, Any]], every: float
+) -> None:
+    """CPU cores per process over each ``every`` seconds, appended to ``out`` until cancelled:
+    what was busy when pods stalled (compare with ``slowest_seconds``)."""
+    prev, t_prev = _cpu_by_pid(state_dir, extra), time.time()
+    while True:
+        await asyncio.sleep(every)
+        cur, now = _cpu_by_pid(state_dir, extra), time.time()
+        dt = max(1e-6, now - t_prev)
+        out.append({"t": round(now, 1), **{k: round((v - prev.get(k, v)) / dt, 3) for k, v in cur.items()}})
+        prev, t_prev = cur, now
+
+
+def _cpu_by_pid(state_dir: Path, extra: dict[str, int]) -> dict[str, float]:
+    """CPU seconds per component from /proc/<pid>/stat only (no smaps: cheap every second)."""
+    procs = {**components(state_dir), **extra}
+    out: dict[str, float] = {}
+    for name, pid in procs.items():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            f = stat[stat.rindex(")") + 2 :].split()
+            out[name] = (int(f[11]) + int(f[12])) / CLK_TCK
+    return out
+
+
+def slowest_seconds(stamps: dict[str, Any], t0: float, top: int = 10) -> dict[str, Any]:
+    """Pods grouped by the second they were created in; the ``top`` seconds with the slowest
+    pod (create -> seen Running), with that pod's transitions, and how many pods took > 1 s:
+    a stall shows up as a run of adjacent seconds here."""
+    per: dict[int, tuple[float, dict[str, float]]] = {}
+    over = 0
+    for st in stamps.values():
+        if st.create is None:
+            continue
+        tr = st.transitions()
+        c2w = tr.get("create_to_watch")
+        if c2w is None:
+            continue
+        over += c2w > 1000.0
+        sec = int(st.create - t0)
+        if sec not in per or c2w > per[sec][0]:
+            per[sec] = (c2w, tr)
+    worst = sorted(per.items(), key=lambda kv: -kv[1][0])[:top]
+    return {
+        "pods_over_1s": over,
+        "seconds": [
+            {"second": sec, "worst_ms": round(v, 1), **{k: round(x, 1) for k, x in tr.items()}}
+            for sec, (v, tr) in sorted(worst)
+        ],
+    }
 
 
 def _cpu_total(state_dir: Path) -> float:
@@ -258,6 +311,11 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
         details["idle_cpu_cores_at_full_hosts"] = idle_rate
         cpu0, t_cpu0 = _cpu_total(state_dir), time.monotonic()
         per0 = _cpu_by_component(state_dir, fleet.proc.pid)
+        t_wall0 = time.time()
+        timeline: list[dict[str, Any]] = []
+        sampler = asyncio.create_task(
+            _cpu_timeline(state_dir, {"fleet": fleet.proc.pid, "campaign": os.getpid()}, timeline, 2.0)
+        )
         for k in range(1, p.steps + 1):
             target = p.pods * k // p.steps
             items = [(f"density-{i // p.pods_per_ns}", f"p-{i}") for i in range(made, target)]
@@ -270,6 +328,11 @@ async def _density(p: Profile, state_dir: Path, work: Path, store: str, partitio
             )
             _log(f"pods: {made} Running; sampled step {k}/{p.steps}")
         await probe.stop()
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        details["cpu_timeline"] = {"t0": round(t_wall0, 1), "every_s": 2.0, "samples": timeline}
+        details["slowest_seconds"] = slowest_seconds(watch.stamps, t_wall0)
         details["achieved_rates"] = rates
         # gross: everything the control plane spent while the pods were created and started
         details["cpu_seconds_per_pod_created"] = (_cpu_total(state_dir) - cpu0) / max(1, p.pods)
