@@ -20,6 +20,8 @@ async def _run(args: argparse.Namespace) -> None:
         api,
         name=args.scheduler_name,
         bind_concurrency=args.bind_concurrency,
+        bind_connections=args.bind_connections,
+        bind_depth=args.bind_depth,
         batch=args.batch,
         scheduled_events=args.scheduled_events,
         stats_file=Path(args.stats_file) if args.stats_file else None,
@@ -44,6 +46,10 @@ def main() -> None:
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--scheduler-name", default="default-scheduler")
     ap.add_argument("--bind-concurrency", type=int, default=64)
+    ap.add_argument(
+        "--bind-connections", type=int, default=0, help="connections for binds (0: one per bind in flight)"
+    )
+    ap.add_argument("--bind-depth", type=int, default=1, help="binds pipelined per connection write")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--scheduled-events", action="store_true", help="record a Scheduled event per pod")
     ap.add_argument("--stats-file", default="", help="write throughput/latency JSON here every second")

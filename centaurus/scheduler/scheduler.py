@@ -51,6 +51,8 @@ class Scheduler:
         *,
         name: str = "default-scheduler",
         bind_concurrency: int = 64,
+        bind_connections: int = 0,
+        bind_depth: int = 1,
         batch: int = 256,
         scheduled_events: bool = False,
         stats_file: Path | None = None,
@@ -78,7 +80,7 @@ class Scheduler:
         self.owner_nodes: dict[str, Counter[int]] = {}
         self.owner_zones: dict[str, Counter[int]] = {}
         self._sem = asyncio.Semaphore(bind_concurrency)
-        self.binder = Binder(api, connections=bind_concurrency)
+        self.binder = Binder(api, connections=bind_connections or bind_concurrency, depth=bind_depth)
         self._failed: dict[str, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rng = np.random.default_rng(random.randrange(2**32))
