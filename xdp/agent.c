@@ -120,7 +120,7 @@ template:
 }
 
 /* Send a frame whose decision @nh is made: deliver it on this droplet or encapsulate it. */
-static __always_inline int cl_agent_send(struct xdp_md *ctx, struct ethhdr *eth, const struct cl_fc_agent *nh)
+static __always_inline int cl_agent_send(struct xdp_md *ctx, struct ethhdr *eth, struct cl_fc_agent *nh)
 {
 	__u32 port = nh->port, event = nh->event;
 	int err;
@@ -129,13 +129,13 @@ static __always_inline int cl_agent_send(struct xdp_md *ctx, struct ethhdr *eth,
 		/* same droplet: no encapsulation, MACs as a delivery from the overlay writes them */
 		cl_mac_copy16(eth->h_dest, nh->mac);
 		cl_set_gw_mac(eth->h_source);
-		cl_count(CL_CNT_LOCAL);
+		cl_fc_count(&nh->packets, CL_CNT_LOCAL);
 		return cl_redirect(port);
 	}
 	err = cl_encap_push(ctx, nh->hdr, nh->csum_base);
 	if (err)
 		return cl_drop(err);
-	cl_count(event); /* tx_encap = direct + via_bouncer + via_divider (userspace sums) */
+	cl_fc_count(&nh->packets, event); /* tx_encap = direct + via_bouncer + via_divider (userspace sums) */
 	if (!port)
 		return cl_drop(CL_CNT_DROP_NO_PORT);
 	return cl_redirect(port);
@@ -196,6 +196,7 @@ static __always_inline int cl_agent_full(struct xdp_md *ctx, struct ethhdr *eth,
 	if (!nh)
 		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: a per-CPU array slot */
 	if (!cl_fc_agent_match(nh, addrs, ports_if, proto_flags, epochs)) {
+		cl_fc_flush(&nh->packets, nh->event);
 		nh->ifindex = 0; /* the slot is being rewritten */
 		err = cl_agent_decide(cfg, ifc, vni, f.daddr, hash, nh, &cacheable);
 		if (err)

@@ -99,7 +99,8 @@ static __always_inline int cl_geneve_canonical(__u8 *p, void *data_end, const st
 	__u64 w20 = *(__u64 *)(p + 20); /* fragment | ttl | protocol | checksum | saddr[0..1] */
 	__u64 w34 = *(__u64 *)(p + 34); /* UDP source | destination | length | checksum */
 	__u64 w42 = *(__u64 *)(p + 42); /* Geneve version, optlen | flags | protocol | vni | rsvd */
-	__u32 tot, ulen;
+	__u32 tot, ulen, daddr;
+	__u64 sum;
 	__u8 iv;
 
 	if ((w12 & 0xffffff) != CL_LE32(0x08, 0x00, 0x45, 0) ||
@@ -108,7 +109,8 @@ static __always_inline int cl_geneve_canonical(__u8 *p, void *data_end, const st
 	    (w42 & 0xffff00ff) != CL_LE32(sizeof(struct cl_rts_opt) / 4, 0, CL_ETH_P_TEB >> 8, CL_ETH_P_TEB & 0xff) ||
 	    *(__u32 *)(p + CL_OFF_OPTS) != CL_LE32(CL_OPT_CLASS >> 8, CL_OPT_CLASS, CL_OPT_TYPE_RTS, CL_RTS_LEN_WORDS))
 		return 0;
-	if (*(__u32 *)(p + 30) != cfg->host_ip || !cfg->host_ip)
+	daddr = *(__u32 *)(p + 30);
+	if (daddr != cfg->host_ip || !cfg->host_ip)
 		return 0;
 	tot = bpf_ntohs((__u16)(w12 >> 32));
 	ulen = bpf_ntohs((__u16)(w34 >> 32));
@@ -120,7 +122,69 @@ static __always_inline int cl_geneve_canonical(__u8 *p, void *data_end, const st
 	iv = p[CL_ENCAP_LEN + ETH_HLEN];
 	if ((iv & 0xf0) != 0x40 || (iv & 0x0f) < 5)
 		return 0;
-	return cl_ipv4_csum_ok((const struct iphdr *)(p + ETH_HLEN));
+	/* the outer IPv4 header checksum over bytes 14..33, from the words already loaded: any
+	 * 16-bit-aligned chunk summed as an integer is its 16-bit words' sum mod 0xffff (2^16 = 1) */
+	sum = (w12 >> 16) + (__u32)w20 + (w20 >> 32) + *(__u16 *)(p + 28) + daddr;
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return cl_csum_fold((__u32)sum) == 0;
+}
+
+/* Carry out a decision (@act, its key already matched): forward to another droplet, or
+ * decapsulate and deliver to the local endpoint. */
+static __always_inline int cl_transit_act(struct xdp_md *ctx, struct cl_config *cfg, struct cl_fc_transit *act,
+					  struct ethhdr *eth, struct iphdr *ip, struct udphdr *udp,
+					  struct cl_rts_opt *rts, struct ethhdr *ieth, struct iphdr *iip,
+					  __u32 hdr_len, void *data_end, __u32 vni)
+{
+	__u32 port;
+
+	if (act->event != CL_CNT_RX_DECAP) {
+		if (act->event == CL_CNT_BOUNCED && rts)
+			cl_rts_set_flag(rts, udp, CL_RTS_F_BOUNCED);
+		return cl_forward(ctx, cfg, eth, ip, udp, act->target, act->mac, act->port, act->event, &act->packets);
+	}
+
+	/* local delivery */
+	if (rts && (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_VIA | CL_RTS_F_LEARN)))
+		cl_hc_learn(cfg, vni, iip->saddr, rts);
+	if (cfg->flags & CL_CFG_F_LB) {
+		struct cl_flow f;
+
+		if (cl_parse_flow(iip, data_end, &f) == 0)
+			cl_lb_rnat_apply(iip, data_end, &f, vni);
+	}
+	cl_mac_copy16(ieth->h_dest, act->mac);
+	cl_set_gw_mac(ieth->h_source);
+	port = act->port;
+	if (bpf_xdp_adjust_head(ctx, (int)hdr_len))
+		return cl_drop(CL_CNT_DROP_ADJUST);
+	cl_fc_count(&act->packets, CL_CNT_RX_DECAP);
+	return cl_redirect(port);
+}
+
+/* Fast path of a canonical frame (cl_geneve_canonical passed) whose flow has a current decision:
+ * every header at its constant offset, nothing merged with the layered path's pointers.
+ * Returns the verdict, or -1 when the full path must run (no current decision, STALE). */
+static __always_inline int cl_transit_fast(struct xdp_md *ctx, __u8 *p, void *data_end, struct cl_config *cfg)
+{
+	struct cl_rts_opt *rts = (void *)(p + CL_OFF_OPTS);
+	struct udphdr *udp = (void *)(p + CL_OFF_UDP);
+	struct iphdr *iip = (void *)(p + CL_ENCAP_LEN + ETH_HLEN);
+	__u32 vni = bpf_ntohl(*(__u32 *)(p + CL_OFF_GNV + 4)) >> 8; /* vni[0..2] | reserved */
+	__be16 sport = udp->source;
+	struct cl_fc_transit *act;
+
+	if (rts->flags & CL_RTS_F_STALE)
+		return -1;
+	act = cl_fc_transit_slot(vni, sport);
+	if (!act || *(__u64 *)&act->vni != ((__u64)vni | ((__u64)iip->daddr << 32)) ||
+	    *(__u64 *)&act->sport != ((__u64)sport | ((__u64)cfg->epoch << 32)))
+		return -1;
+	if ((iip->saddr & act->vpc_mask) != act->vpc_ip)
+		return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
+	return cl_transit_act(ctx, cfg, act, (void *)p, (void *)(p + CL_OFF_IP), udp, rts, (void *)(p + CL_ENCAP_LEN),
+			      iip, CL_ENCAP_LEN, data_end, vni);
 }
 
 SEC("xdp")
@@ -144,6 +208,9 @@ int cl_transit(struct xdp_md *ctx)
 	if (!cfg)
 		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: an array slot */
 	if (data + CL_CANON_LEN <= data_end && cl_geneve_canonical(data, data_end, cfg)) {
+		err = cl_transit_fast(ctx, data, data_end, cfg);
+		if (err >= 0)
+			return err;
 		ip = data + CL_OFF_IP;
 		udp = data + CL_OFF_UDP;
 		g = data + CL_OFF_GNV;
@@ -225,7 +292,7 @@ int cl_transit(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	epoch = cfg->epoch;
-	act = cl_fc_transit_slot(vni, iip->daddr, udp->source);
+	act = cl_fc_transit_slot(vni, udp->source);
 	if (!act)
 		return cl_drop(CL_CNT_DROP_NO_CONFIG); /* cannot happen: a per-CPU array slot */
 	if (*(__u64 *)&act->vni == ((__u64)vni | ((__u64)iip->daddr << 32)) &&
@@ -233,6 +300,7 @@ int cl_transit(struct xdp_md *ctx)
 		if ((iip->saddr & act->vpc_mask) != act->vpc_ip)
 			return cl_drop(CL_CNT_DROP_SPOOFED_SRC);
 	} else {
+		cl_fc_flush(&act->packets, act->event);
 		act->vni = 0; /* the slot is being rewritten */
 		err = cl_transit_decide(cfg, vni, iip->saddr, iip->daddr, udp->source, act);
 		if ((err == CL_CNT_DROP_NO_NETWORK || err == CL_CNT_DROP_NO_ENDPOINT) && rts) {
@@ -248,7 +316,7 @@ int cl_transit(struct xdp_md *ctx)
 			    !(rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_VIA | CL_RTS_F_STALE)) &&
 			    cl_resolve(cfg, sender, &mac, &port) == 0) {
 				cl_rts_set_flag(rts, udp, CL_RTS_F_STALE);
-				return cl_forward(ctx, cfg, eth, ip, udp, sender, mac, port, CL_CNT_REFLECTED);
+				return cl_forward(ctx, cfg, eth, ip, udp, sender, mac, port, CL_CNT_REFLECTED, NULL);
 			}
 		}
 		if (err)
@@ -258,28 +326,7 @@ int cl_transit(struct xdp_md *ctx)
 		act->vni = vni;
 	}
 
-	if (act->event != CL_CNT_RX_DECAP) {
-		if (act->event == CL_CNT_BOUNCED && rts)
-			cl_rts_set_flag(rts, udp, CL_RTS_F_BOUNCED);
-		return cl_forward(ctx, cfg, eth, ip, udp, act->target, act->mac, act->port, act->event);
-	}
-
-	/* local delivery */
-	if (rts && (rts->flags & (CL_RTS_F_BOUNCED | CL_RTS_F_VIA | CL_RTS_F_LEARN)))
-		cl_hc_learn(cfg, vni, iip->saddr, rts);
-	if (cfg->flags & CL_CFG_F_LB) {
-		struct cl_flow f;
-
-		if (cl_parse_flow(iip, data_end, &f) == 0)
-			cl_lb_rnat_apply(iip, data_end, &f, vni);
-	}
-	cl_mac_copy16(ieth->h_dest, act->mac);
-	cl_set_gw_mac(ieth->h_source);
-	port = act->port;
-	if (bpf_xdp_adjust_head(ctx, (int)hdr_len))
-		return cl_drop(CL_CNT_DROP_ADJUST);
-	cl_count(CL_CNT_RX_DECAP);
-	return cl_redirect(port);
+	return cl_transit_act(ctx, cfg, act, eth, ip, udp, rts, ieth, iip, hdr_len, data_end, vni);
 }
 
 /* Userspace's clock: jiffies and CLOCK_MONOTONIC as the dataplane sees them, written into

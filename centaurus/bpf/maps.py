@@ -201,7 +201,7 @@ class FcAgent(Structure):
         ("proto", c_uint8), ("flags", c_uint8), ("event", c_uint8), ("_pad0", c_uint8),
         ("dst_ip", c_uint32), ("epoch", c_uint32), ("kepoch", c_uint32), ("port", c_uint32),
         ("csum_base", c_uint32), ("mac", Mac), ("_pad1", c_uint8 * 2), ("expires_j", c_uint64),
-        ("hdr", c_uint8 * 72),
+        ("hdr", c_uint8 * 68), ("packets", c_uint32),
     ]
 
 
@@ -212,6 +212,7 @@ class FcTransit(Structure):
         ("vni", c_uint32), ("daddr", c_uint32), ("sport", c_uint16), ("_pad0", c_uint16),
         ("epoch", c_uint32), ("vpc_ip", c_uint32), ("vpc_mask", c_uint32), ("target", c_uint32),
         ("port", c_uint32), ("mac", Mac), ("event", c_uint8), ("_pad1", c_uint8),
+        ("packets", c_uint32), ("_pad2", c_uint32),
     ]
 
 

@@ -363,8 +363,17 @@ class Overlay:
     def stats(self) -> dict[str, int]:
         """Every counter summed over CPUs, by name (``rx_decap``, ``drop_unknown_vni``...).
         ``tx_encap`` is the sum of ``direct``, ``via_bouncer`` and ``via_divider`` (the agent
-        counts only those: one counter update per frame)."""
-        out = {name: self.counters.sum_percpu(i) for i, name in enumerate(M.COUNTER_NAMES)}
+        counts only those: one counter update per frame). Frames sent under a cached decision
+        are counted in its decision-cache slot until the slot is rewritten (lib/maps.h
+        cl_fc_count): those counts are added here. Slots are read after the counters, so a
+        slot flushed between the two reads is missed by this call, never counted twice."""
+        totals = [self.counters.sum_percpu(i) for i in range(len(M.COUNTER_NAMES))]
+        for name in ("cl_fc_agent", "cl_fc_transit"):
+            for _, per_cpu in self.maps[name].items_batch():
+                for slot in per_cpu:
+                    if slot.packets and slot.event < len(totals):
+                        totals[slot.event] += slot.packets
+        out = dict(zip(M.COUNTER_NAMES, totals, strict=True))
         out["tx_encap"] = out["direct"] + out["via_bouncer"] + out["via_divider"]
         return out
 

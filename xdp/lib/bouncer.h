@@ -26,27 +26,38 @@ static __always_inline void cl_rts_set_flag(struct cl_rts_opt *rts, struct udphd
 		udp->check = 0xffff;
 }
 
-/* Send the frame on to droplet @target via next hop (@mac, @port); @port 0 = XDP_TX. */
+/* Send the frame on to droplet @target via next hop (@mac, @port); @port 0 = XDP_TX. The
+ * frame counts as @event in the decision-cache slot's @packets, or in cl_counters (NULL).
+ * The new IPv4 checksum is summed from registers: the header's first three words are read
+ * once, before any store (TTL, addresses and checksum are then written). Summing it back
+ * from the header after the stores made 32-bit loads overlap the 8- and 16-bit stores just
+ * issued, which the CPU cannot forward (a stall of the order of 10 ns per frame here). */
 static __always_inline int cl_forward(struct xdp_md *ctx, const struct cl_config *cfg,
 				      struct ethhdr *eth, struct iphdr *ip, struct udphdr *udp,
-				      __be32 target, const __u8 *mac, __u32 port, __u32 event)
+				      __be32 target, const __u8 *mac, __u32 port, __u32 event, __u32 *packets)
 {
-	__be32 old_src, old_dst;
+	__u32 *w = (__u32 *)ip;
+	__u32 w0 = w[0], w1 = w[1], w2 = w[2]; /* w2: ttl | protocol | checksum (little-endian) */
+	__be32 old_src = ip->saddr, old_dst = ip->daddr, host_ip = cfg->host_ip;
+	__u64 sum;
 
-	if (ip->ttl <= 1)
+	if ((w2 & 0xff) <= 1)
 		return cl_drop(CL_CNT_DROP_TTL);
-	old_src = ip->saddr;
-	old_dst = ip->daddr;
-	ip->ttl--;
-	ip->saddr = cfg->host_ip;
+	w2 = (w2 & 0xffff) - 1; /* TTL - 1 (>= 1: no borrow), checksum 0 */
+	sum = (__u64)w0 + w1 + w2 + host_ip + target;
+	sum = (sum & 0xffff) + (sum >> 16); /* < 2^20: the 16-bit folds of cl_csum_fold stay exact */
+	w[2] = w2 | ((__u32)cl_csum_fold((__u32)sum) << 16);
+	ip->saddr = host_ip;
 	ip->daddr = target;
-	ip->check = cl_ipv4_csum(ip);
-	cl_udp_csum_replace4(&udp->check, old_src, cfg->host_ip);
+	cl_udp_csum_replace4(&udp->check, old_src, host_ip);
 	cl_udp_csum_replace4(&udp->check, old_dst, target);
 
 	cl_mac_copy16(eth->h_dest, mac);
 	cl_mac_copy16(eth->h_source, cfg->host_mac);
-	cl_count(event);
+	if (packets)
+		cl_fc_count(packets, event);
+	else
+		cl_count(event);
 	return cl_xmit(ctx, port);
 }
 

@@ -69,9 +69,12 @@ static __always_inline int cl_fc_agent_match(const struct cl_fc_agent *nh, __u64
 	       bpf_jiffies64() < nh->expires_j;
 }
 
-static __always_inline struct cl_fc_transit *cl_fc_transit_slot(__u32 vni, __be32 daddr, __be16 sport)
+/* The transit's slot of a flow: indexed by (vni, outer source port) only -- the port is the
+ * sender's flow hash, which already mixes the inner addresses in -- so finding the slot does
+ * not wait for the inner header's cache line; the key compare still checks the destination. */
+static __always_inline struct cl_fc_transit *cl_fc_transit_slot(__u32 vni, __be16 sport)
 {
-	__u32 slot = ((daddr ^ ((__u32)sport << 16) ^ vni) * 0x9e3779b1) >> (32 - CL_FCACHE_BITS);
+	__u32 slot = ((((__u32)sport << 16) ^ vni) * 0x9e3779b1) >> (32 - CL_FCACHE_BITS);
 
 	return bpf_map_lookup_elem(&cl_fc_transit, &slot);
 }

@@ -183,7 +183,8 @@ struct cl_fc_agent {     /* agent: (ingress interface, 5-tuple) -> next hop */
 	__u8 mac[6];      /* next-hop MAC (LOCAL: the endpoint's MAC) */
 	__u8 _pad1[2];
 	__u64 expires_j;  /* learned direct paths expire; others: ~0 */
-	__u8 hdr[72];     /* the 66-byte outer header for this flow, lengths and checksum 0 */
+	__u8 hdr[68];     /* the 66-byte outer header for this flow, lengths and checksum 0 */
+	__u32 packets;    /* frames sent under this decision's event, not yet in cl_counters */
 };
 /* cl_fc_agent.flags: filled while scaled endpoints were enabled (CL_CFG_F_LB): the fast path,
  * which does not translate, never uses such a slot */
@@ -202,7 +203,9 @@ struct cl_fc_transit {   /* transit: (vni, destination, outer source port) -> ac
 	__u8 mac[6];      /* next-hop MAC, or the endpoint's MAC */
 	__u8 event;       /* CL_CNT_RX_DECAP / _BOUNCED / _DIVIDED / _REROUTED */
 	__u8 _pad1;
-};
+	__u32 packets;    /* frames sent under this decision's event, not yet in cl_counters */
+	__u32 _pad2;
+} __attribute__((aligned(8))); /* the key is compared as 64-bit words: one load each */
 
 struct cl_fc_learn {     /* transit: (vni, inner source) already learned, nothing to write */
 	__u32 vni;
@@ -353,6 +356,39 @@ static __always_inline void cl_count(__u32 reason)
 
 	if (v)
 		*v += 1;
+}
+
+static __always_inline void cl_count_n(__u32 reason, __u32 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&cl_counters, &reason);
+
+	if (v)
+		*v += n;
+}
+
+/* Frames sent under a cached decision are counted in its decision-cache slot (lib/fcache.h),
+ * on the line the hit has just read, instead of by a cl_counters lookup per frame. A slot's
+ * count moves to cl_counters[slot event] before the slot is rewritten, and whenever it reaches
+ * CL_FC_FLUSH; userspace (Overlay.stats) adds what the slots still hold. */
+#define CL_FC_FLUSH (1U << 30)
+
+static __always_inline void cl_fc_count(__u32 *packets, __u32 event)
+{
+	__u32 n = *packets + 1;
+
+	if (n >= CL_FC_FLUSH) {
+		cl_count_n(event, n);
+		n = 0;
+	}
+	*packets = n;
+}
+
+static __always_inline void cl_fc_flush(__u32 *packets, __u32 event)
+{
+	if (*packets) {
+		cl_count_n(event, *packets);
+		*packets = 0;
+	}
 }
 
 static __always_inline int cl_drop(__u32 reason)
