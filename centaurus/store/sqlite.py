@@ -11,7 +11,7 @@ Threads: one writer thread owns the write connection and applies queued writes i
 (one transaction per batch, one revision per write, each future resolved only after COMMIT);
 reads run on a small pool with one read connection per thread (WAL readers never block the
 writer); a checkpointer thread copies the WAL into the database file so that no COMMIT pays
-for it. The event loop only enqueues and awaits.
+for it. The event loop only enqueues (the writes of one loop turn at once) and awaits.
 """
 
 from __future__ import annotations
@@ -92,7 +92,10 @@ class SqliteStore:
         self._read_threads = max(1, read_threads)
         self._cache_kib = cache_mb * 1024
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        # the writer's queue carries lists of writes: everything written during one turn of the
+        # event loop is handed over at once (see _write)
+        self._queue: queue.SimpleQueue[list[_Op]] = queue.SimpleQueue()
+        self._pending: list[_Op] = []
         self._writer: threading.Thread | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -141,7 +144,8 @@ class SqliteStore:
         self._closed = True
         self._fanout.close()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put(("stop", (), done))
+        self._flush()
+        self._queue.put([("stop", (), done)])
         await done
         await asyncio.to_thread(self._writer.join)
         self._writer = None
@@ -213,8 +217,18 @@ class SqliteStore:
         self._check_open()
         assert self._loop is not None
         fut: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.put((op, args, fut))
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append((op, args, fut))
         return await fut
+
+    def _flush(self) -> None:
+        """Hand the writes of this loop turn to the writer thread in one go. One wake-up of the
+        writer per turn instead of one per write: each wake-up is a thread switch and a GIL
+        hand-over away from the loop, and the writes land in one transaction (group commit)."""
+        if self._pending:
+            self._queue.put(self._pending)
+            self._pending = []
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         self._check_open()
@@ -336,10 +350,10 @@ class SqliteStore:
         loop.call_soon_threadsafe(_settle, ready, rev, None)
         stop_fut: asyncio.Future[Any] | None = None
         while stop_fut is None:
-            batch = [self._queue.get()]
+            batch = self._queue.get()
             while len(batch) < _MAX_BATCH:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch += self._queue.get_nowait()
                 except queue.Empty:
                     break
             results: _Results = []

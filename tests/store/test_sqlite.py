@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from centaurus.store.base import Compacted, Event, StoreUnavailable
+from centaurus.store.base import AlreadyExists, Compacted, Event, StoreUnavailable
 from centaurus.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -25,6 +25,35 @@ async def test_queued_writes_get_one_revision_each(tmp_path: Path) -> None:
         assert await s.revision() == start + 2000
     finally:
         await s.close()
+
+
+async def test_writes_of_one_loop_turn_apply_in_order_and_survive_close(tmp_path: Path) -> None:
+    """The writes of one loop turn reach the writer together (one wake-up): they still apply in
+    the order they were issued, each checked against the ones before it, and a close() issued in
+    the same turn lets them finish instead of stranding them."""
+    s = SqliteStore(path=tmp_path / "o.db")
+    await s.start()
+    start = await s.revision()
+
+    tasks = [
+        asyncio.ensure_future(s.create("/o/a", b"1")),
+        asyncio.ensure_future(s.create("/o/a", b"2")),  # sees the first one: AlreadyExists
+        asyncio.ensure_future(s.delete("/o/a")),  # after the first create: succeeds
+        asyncio.ensure_future(s.create("/o/b", b"3")),
+    ]
+    closing = asyncio.ensure_future(s.close())
+    res = await asyncio.gather(*tasks, return_exceptions=True)
+    await closing
+    assert isinstance(res[1], AlreadyExists)
+    assert [r.mod_revision for r in (res[0], res[2], res[3])] == [start + 1, start + 2, start + 3]  # type: ignore[union-attr]
+    s2 = SqliteStore(path=tmp_path / "o.db")
+    await s2.start()
+    try:
+        assert await s2.get("/o/a") is None
+        kv = await s2.get("/o/b")
+        assert kv is not None and kv.value == b"3"
+    finally:
+        await s2.close()
 
 
 async def test_slow_watcher_catches_up_from_history(tmp_path: Path) -> None:
