@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -167,7 +169,11 @@ class PartitionCache:
         self.kinds: dict[str, KindCache] = {}
         self.revision = 0
         self.start_revision = 0
-        self._progress = asyncio.Condition()
+        # readers waiting for the cache to reach a revision: a heap of (revision, seq, future),
+        # woken only when their revision is applied (a Condition woke every waiter on every
+        # event, and each then re-took the lock to re-check)
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -209,6 +215,7 @@ class PartitionCache:
             entry = decode(kv.value, kv.mod_revision)
             if entry is not None:
                 self.kind(self.kind_prefix(kv.key)).load(kv.key, entry)
+        self._wake()
         self.ready.set()
 
     async def _run(self) -> None:
@@ -217,8 +224,7 @@ class PartitionCache:
                 async for ev in self.store.watch("/registry/", self.revision):
                     self.kind(self.kind_prefix(ev.kv.key)).apply(ev)
                     self.revision = max(self.revision, ev.kv.mod_revision)
-                    async with self._progress:
-                        self._progress.notify_all()
+                    self._wake()
             except asyncio.CancelledError:
                 raise
             except Compacted:
@@ -228,15 +234,28 @@ class PartitionCache:
                 log.warning("partition %d: store watch failed (%s); retrying", self.index, exc)
                 await asyncio.sleep(0.5)
 
+    def _wake(self) -> None:
+        w = self._waiters
+        while w and w[0][0] <= self.revision:
+            fut = heapq.heappop(w)[2]
+            if not fut.done():
+                fut.set_result(None)
+
     async def wait_for(self, rev: int, timeout: float = 5.0) -> bool:
         """Wait until the cache has applied revision ``rev``; False on timeout."""
         if self.revision >= rev:
             return True
-        async with self._progress:
-            try:
-                await asyncio.wait_for(self._progress.wait_for(lambda: self.revision >= rev), timeout)
-            except TimeoutError:
-                return False
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (rev, next(self._seq), fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            # the cancelled future stays in the heap until its revision comes (_wake skips it);
+            # waits for revisions that never come (clients asking for absurd ones) are pruned
+            if len(self._waiters) > 1024:
+                self._waiters = [x for x in self._waiters if not x[2].done()]
+                heapq.heapify(self._waiters)
+            return self.revision >= rev
         return True
 
     async def sync(self, timeout: float = 5.0) -> bool:
