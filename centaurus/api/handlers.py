@@ -170,7 +170,15 @@ def all_tenant_ns_pred(call: Call) -> Any:
 async def _list_paged(
     call: Call, part: int, prefix: str, limit: int, cont: str, rv: str, pred: Any
 ) -> web.Response:
-    """limit/continue pages read the store at one revision, as upstream (consistent pagination)."""
+    """limit/continue pages read the store at one revision, as upstream (consistent pagination).
+    A first page that holds the whole result (no continue token needed) is the plain list: it is
+    served from the watch cache like one (kubectl and informers send limit=500 on every list;
+    reading, parsing and re-encoding each object from the store cost 8 % of the API server's CPU
+    in the api-latency campaign)."""
+    if limit and not cont and rv in ("", "0"):
+        whole = await _whole_page_from_cache(call, part, prefix, limit, rv, pred)
+        if whole is not None:
+            return whole
     store = call.storage.parts[part].store
     start_after, revision = None, 0
     if cont:
@@ -222,6 +230,30 @@ async def _list_paged(
         )
     head = orjson.dumps({"kind": call.kind.list_kind, "apiVersion": call.kind.api_version, "metadata": meta})
     return encoding.raw_response(head[:-1] + b',"items":[' + b",".join(items) + b"]}")
+
+
+async def _whole_page_from_cache(
+    call: Call, part: int, prefix: str, limit: int, rv: str, pred: Any
+) -> web.Response | None:
+    p = call.storage.parts[part]
+    kc = p.kind(call.kind.storage_prefix)
+    if kc.count(prefix) > limit or (rv == "" and not await p.sync()):
+        return None
+    entries = []
+    for e in kc.entries(prefix):
+        if pred is None or pred(e.obj):
+            entries.append(e)
+            if len(entries) > limit:
+                return None  # grew meanwhile: a real page with a continue token
+    meta = {"resourceVersion": str(p.revision)}
+    if encoding.wants_table(call.request):
+        return encoding.json_response(
+            table.to_table(
+                call.kind, [e.obj for e in entries], meta, call.query.get("includeObject", "Metadata")
+            )
+        )
+    head = orjson.dumps({"kind": call.kind.list_kind, "apiVersion": call.kind.api_version, "metadata": meta})
+    return encoding.raw_response(head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}")
 
 
 def q_match(call: Call) -> str:
@@ -356,10 +388,12 @@ def _own_revision(call: Call, rv: str) -> int | None:
 async def _mutate(call: Call, fn: Any, expected_rv: str | None = None) -> dict[str, Any]:
     """Read, transform, compare-and-swap; retried on conflict unless the client pinned a version."""
     for _ in range(PATCH_RETRIES):
-        cur, rev = await call.storage.get(call.kind, call.tenant, call.ns, call.name)
+        cur, rev, raw = await call.storage.get_raw(call.kind, call.tenant, call.ns, call.name)
         if expected_rv and _own_revision(call, expected_rv) != rev:
             raise conflict(call.kind.plural, call.name, call.kind.group)
-        new = fn(copy.deepcopy(cur))
+        # the copy fn may change: decoding the cached JSON again (or a JSON round trip) is the
+        # cheap deep copy (copy.deepcopy was ~5 % of the API server's CPU in the perf-api profile)
+        new = fn(orjson.loads(raw if raw is not None else orjson.dumps(cur)))
         try:
             return await _finish_update(call, new, cur, rev)
         except ApiStatusError as exc:

@@ -155,9 +155,17 @@ class Storage:
         return e
 
     async def get(self, kind: K.Kind, tenant: str, ns: str | None, name: str) -> tuple[dict[str, Any], int]:
+        obj, rev, _ = await self.get_raw(kind, tenant, ns, name)
+        return obj, rev
+
+    async def get_raw(
+        self, kind: K.Kind, tenant: str, ns: str | None, name: str
+    ) -> tuple[dict[str, Any], int, bytes | None]:
+        """A private copy of the object, its revision, and the cached JSON it was parsed from
+        (None when read from the store): decoding it again is the cheapest second copy."""
         e = await self.get_entry(kind, tenant, ns, name)
         if e is not None:
-            return orjson.loads(e.raw), e.rev
+            return orjson.loads(e.raw), e.rev, e.raw
         store = self.store_for(kind, tenant)
         try:
             kv = await store.get(kind.key(tenant, ns, name))
@@ -165,7 +173,7 @@ class Storage:
             raise store_error(exc, kind, name) from None
         if kv is None:
             raise not_found(kind.plural, name, kind.group)
-        return with_rv(orjson.loads(kv.value), kv.mod_revision), kv.mod_revision
+        return with_rv(orjson.loads(kv.value), kv.mod_revision), kv.mod_revision, None
 
     async def create(
         self, kind: K.Kind, tenant: str, ns: str | None, name: str, obj: dict[str, Any]

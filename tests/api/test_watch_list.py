@@ -78,6 +78,16 @@ def test_bookmarks_selectors_and_pagination(any_server: Server) -> None:
         if not cont:
             break
     assert names == [f"c{i}" for i in range(7)] and pages == 3
+    # a limit the whole result fits in: one page without a continue token, the same as a plain list
+    whole = api.list("configmaps", namespace="default", limit=7)
+    assert "continue" not in whole["metadata"]
+    plain = api.list("configmaps", namespace="default")
+    assert whole["items"] == plain["items"] and [c["metadata"]["name"] for c in whole["items"]] == names
+    assert int(whole["metadata"]["resourceVersion"]) >= int(plain["items"][-1]["metadata"]["resourceVersion"])
+    odd = api.list(
+        "configmaps", namespace="default", limit=10, labelSelector="parity=odd", resourceVersion="0"
+    )
+    assert [c["metadata"]["name"] for c in odd["items"]] == ["c1", "c3", "c5"]
     # a watch with a selector sees only matching objects; bookmarks carry the current RV
     rv = api.list("configmaps", namespace="default")["metadata"]["resourceVersion"]
     out: list[dict[str, Any]] = []
