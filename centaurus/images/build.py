@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from centaurus.images.guest import GUEST_MODULES, INITTAB, agent_script, init_script, sysinit_script
+from centaurus.images.guest import INITTAB, agent_script, init_script, sysinit_script
 from centaurus.images.guest_ident import IDENT_C
+from centaurus.images.guest_kernel import CONFIG as GUEST_KERNEL_CONFIG
+from centaurus.images.guest_kernel import KernelBuildError, build_kernel, source_package
 from centaurus.images.store import MANIFEST, default_image_dir
 
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 BUSYBOX = Path("/bin/busybox")
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -242,8 +244,9 @@ def _apt_download(package: str, dest: Path) -> Path:
     return found[-1]
 
 
-def _kernel_package(cache: Path) -> Path:
-    """The versioned kernel package the cloud meta package depends on."""
+def _kernel_package_name(cache: Path) -> str:
+    """The versioned kernel package the cloud meta package depends on (it names the version whose
+    source the guest kernel is built from)."""
     meta = _apt_download(KERNEL_META_PACKAGE, cache)
     deps = subprocess.run(
         ["dpkg-deb", "-f", str(meta), "Depends"], check=True, capture_output=True, text=True
@@ -251,7 +254,7 @@ def _kernel_package(cache: Path) -> Path:
     names = [d.strip().split(" ")[0] for d in deps.split(",") if d.strip().startswith("linux-image-")]
     if not names:
         raise BuildError(f"{meta.name}: no linux-image-* dependency in {deps!r}")
-    return _apt_download(names[0], cache)
+    return names[0]
 
 
 _COMPRESSORS = (
@@ -330,7 +333,7 @@ def build_ident() -> bytes:
         return out.read_bytes()
 
 
-def build_initramfs(modules_dir: Path) -> bytes:
+def build_initramfs() -> bytes:
     import stat
 
     entries: list[tuple[str, int, bytes, int]] = []
@@ -349,7 +352,6 @@ def build_initramfs(modules_dir: Path) -> bytes:
         "root",
         "var",
         "lib",
-        "lib/modules",
     }
     for d in sorted(dirs):
         entries.append((d, stat.S_IFDIR | 0o755, b"", 0))
@@ -370,33 +372,24 @@ def build_initramfs(modules_dir: Path) -> bytes:
     entries.append(("bin/cl-ident", stat.S_IFREG | 0o755, build_ident(), 0))
     entries.append(("etc/passwd", stat.S_IFREG | 0o644, BASE_FILES[0][1].encode(), 0))
     entries.append(("etc/group", stat.S_IFREG | 0o644, BASE_FILES[1][1].encode(), 0))
-    by_name = {p.name[:-3]: p for p in modules_dir.rglob("*.ko")}
-    for m in GUEST_MODULES:
-        ko = by_name.get(m) or by_name.get(m.replace("-", "_"))
-        if ko is None:
-            raise BuildError(f"kernel module {m}.ko not found under {modules_dir}")
-        entries.append((f"lib/modules/{m}.ko", stat.S_IFREG | 0o644, ko.read_bytes(), 0))
     return _cpio_newc(entries)
 
 
 def build_guest_image(root: Path, *, force: bool = False) -> bool:
     cache = root / ".cache"
-    deb = _kernel_package(cache)
+    src_deb = _apt_download(source_package(_kernel_package_name(cache)), cache)
     bb_hash = _sha256_file(BUSYBOX)
-    stamp = _stamp("vm", deb.name, bb_hash, init_script(), IDENT_C, " ".join(GUEST_MODULES))
+    stamp = _stamp("vm", src_deb.name, GUEST_KERNEL_CONFIG, bb_hash, init_script(), IDENT_C)
     if not force and _current_stamp(root / "guest") == stamp:
         return False
+    try:
+        vmlinux = build_kernel(src_deb, cache)
+    except KernelBuildError as exc:
+        raise BuildError(str(exc)) from None
 
     def fill(tmp: Path) -> dict[str, Any]:
-        x = tmp / "deb"
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(x)], check=True)
-        vmlinuz = sorted((x / "boot").glob("vmlinuz-*"))
-        if not vmlinuz:
-            raise BuildError(f"{deb.name} has no /boot/vmlinuz-*")
-        (tmp / "vmlinux").write_bytes(extract_vmlinux(vmlinuz[0]))
-        (tmp / "initrd.cpio").write_bytes(build_initramfs(x / "lib" / "modules"))
-        kernel_release = vmlinuz[0].name.removeprefix("vmlinuz-")
-        shutil.rmtree(x)
+        shutil.copyfile(vmlinux, tmp / "vmlinux")
+        (tmp / "initrd.cpio").write_bytes(build_initramfs())
         digest = hashlib.sha256((_sha256_file(tmp / "vmlinux") + _sha256_file(tmp / "initrd.cpio")).encode())
         return {
             "name": "guest",
@@ -405,9 +398,8 @@ def build_guest_image(root: Path, *, force: bool = False) -> bool:
             "digest": f"sha256:{digest.hexdigest()}",
             "repositories": list(GUEST_REPOSITORIES),
             "config": {
-                "kernelRelease": kernel_release,
-                "kernelPackage": deb.name,
-                "modules": list(GUEST_MODULES),
+                "kernelSource": src_deb.name,
+                "kernelConfig": hashlib.sha256(GUEST_KERNEL_CONFIG.encode()).hexdigest()[:16],
             },
         }
 

@@ -22,16 +22,6 @@ restored clone continues exactly there and only needs ID/GO.
 
 from __future__ import annotations
 
-#: Kernel modules (in load order) the agent inserts; Debian's cloud kernel has them as modules.
-GUEST_MODULES = (
-    "virtio_ring",
-    "virtio",
-    "virtio_mmio",
-    "failover",
-    "net_failover",
-    "virtio_net",
-    "virtio-rng",
-)
 #: Link-local address the pod network namespace uses to reach the guest on-link (ping,
 #: port-forward) whatever the pod's own addressing is.
 NETNS_LINK_ADDR = "169.254.77.1"
@@ -54,7 +44,6 @@ mkdir -p /dev/pts /run /tmp /var/log /root/.ssh /var/lib/cloud
 mount -t devpts devpts /dev/pts
 mount -t tmpfs run /run
 mount -t tmpfs tmp /tmp
-for m in @MODULES@; do insmod /lib/modules/$m.ko 2>/dev/null; done
 ip link set lo up
 stty -F /dev/ttyS1 raw -echo
 """
@@ -110,7 +99,7 @@ done
 """
 
 def sysinit_script() -> str:
-    return SYSINIT.replace("@MODULES@", " ".join(GUEST_MODULES))
+    return SYSINIT
 
 
 def agent_script() -> str:

@@ -33,7 +33,7 @@ from centaurus.runtimes import linux, spawn
 from centaurus.runtimes.vm.guestctl import GuestChannel
 from centaurus.runtimes.vm.qemu import QEMU, MachineConfig, Qmp, open_cloexec
 
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "3"  # 3: own guest kernel, TCG command line
 DEFAULT_DIR = Path("/dev/shm/centaurus-vm-templates")
 
 
