@@ -6,7 +6,10 @@ running -> seen Running by a watcher), clusterloader2 style. A warm-up pod per k
 the image is on the node (image download is outside the figure, as the requirement says).
 
 Params: ``kinds`` (``[container]``; add ``vm``), ``pods`` per kind, ``rate`` (pods/s),
-``lab_spec`` (``labs/default.yaml``), ``timeout_s``.
+``lab_spec`` (``labs/default.yaml``), ``timeout_s``, ``vm_boot`` (``auto``: VMs restored from the
+template snapshot, cold boot as fallback; ``cold``: every VM boots cold -- the control plane and
+agents are brought up again with that option on the same lab, after the earlier target's pods are
+gone). Figures carry a ``boot`` label for VMs (``restore`` or ``cold``).
 """
 
 from __future__ import annotations
@@ -75,7 +78,11 @@ class PodStartup(Measurement):
         lab = shared.lab(
             ctx, str(params.get("lab_spec", "labs/default.yaml")), str(params.get("dataplane", "mizar-xdp"))
         )
-        tgt = shared.target(ctx, str(params.get("target", "builtin")), {}, lab=lab)
+        vm_boot = str(params.get("vm_boot") or "auto")
+        tgt_spec = str(params.get("target", "builtin"))
+        tgt_opts = {"vm_boot": vm_boot} if vm_boot != "auto" else {}
+        _only_target(ctx, tgt_spec, tgt_opts, lab)
+        tgt = shared.target(ctx, tgt_spec, tgt_opts, lab=lab)
         api = tgt.client()
         deadline = time.monotonic() + 90
         while _ready_nodes(api) == 0:
@@ -106,8 +113,11 @@ class PodStartup(Measurement):
             achieved = n / max(time.monotonic() - t0, 1e-6)
             m.wait(names, timeout=timeout)
             items = m.gather(names)
+            boot = {"boot": "restore" if vm_boot == "auto" else vm_boot} if kind == "vm" else {}
             for it in items:
                 it["labels"].update(Rate=f"{rate:g}/s", Pods=str(n), Nodes=str(_ready_nodes(api)))
+                if boot:
+                    it["labels"]["Boot"] = boot["boot"]
                 res.perfdata.append(it)
                 tr = it["labels"].get("Transition", "")
                 res.figures.append(
@@ -115,14 +125,38 @@ class PodStartup(Measurement):
                         "pod_startup_p99_ms",
                         round(float(it["data"]["Perc99"]), 1),
                         "ms",
-                        {"kind": kind, "transition": tr},
+                        {"kind": kind, "transition": tr, **boot},
                         note=f"p50 {it['data']['Perc50']:.0f} ms, p90 {it['data']['Perc90']:.0f} ms, "
                         f"{len(it.get('samples') or [])} pods at {achieved:.1f}/s",
                     )
                 )
-            res.figures.append(Figure("pod_creation_rate", round(achieved, 2), "1/s", {"kind": kind}))
+            res.figures.append(Figure("pod_creation_rate", round(achieved, 2), "1/s", {"kind": kind, **boot}))
         try:
             api.delete("namespaces", ns)
         except Exception:
             pass
+        _wait_gone(api, ns)
         return res
+
+
+def _wait_gone(api: Any, ns: str, timeout: float = 120.0) -> None:
+    """Until the namespace's pods are gone: the next step starts clean (no idle TCG guests
+    spinning, no workloads left behind if the next step replaces the target)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not api.list("pods", namespace=ns).get("items"):
+                return
+        except Exception:
+            return
+        time.sleep(0.5)
+
+
+def _only_target(ctx: Context, spec: str, options: dict[str, str], lab: Any) -> None:
+    """Take down other targets of ``spec`` on ``lab``: two control planes' agents must not share
+    the droplets (same pod CIDRs). Used when a step needs other node options (``vm_boot``)."""
+    want = ("target", spec, tuple(sorted(options.items())), id(lab))
+    targets = ctx.state.get("targets") or {}
+    for key in list(targets):
+        if key != want and key[1] == spec and key[3] == id(lab):
+            targets.pop(key).down()

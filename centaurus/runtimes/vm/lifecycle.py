@@ -17,6 +17,7 @@ from centaurus.runtimes import linux
 from centaurus.runtimes.base import Listeners, RuntimeError_, Sandbox, SandboxSpec
 from centaurus.runtimes.podstate import write_atomic
 from centaurus.runtimes.vm import net as vmnet
+from centaurus.runtimes.vm.bootslots import BootSlot, BootSlots
 from centaurus.runtimes.vm.guestctl import Identity
 from centaurus.runtimes.vm.machine import BootError, Machine
 from centaurus.runtimes.vm.qemu import MachineConfig, QmpError
@@ -35,6 +36,7 @@ class VmLifecycle:
     templates: TemplateStore
     build_templates: bool
     boot_mode: str
+    boot_slots: BootSlots
     accel: str
     _recs: dict[str, VmRecord]
     _specs: dict[str, SandboxSpec]
@@ -76,6 +78,7 @@ class VmLifecycle:
             accel=rec.accel,
             processRunningSeconds=rec.process_running_s,
             guestReadySeconds=rec.guest_ready_s,
+            bootWaitSeconds=rec.boot_wait_s,
             ready=rec.ready,
             ip=(net.get("ip_cidr") or "").split("/")[0] or None,
             mac=net.get("mac"),
@@ -167,19 +170,41 @@ class VmLifecycle:
                 mode="snapshot",
             )
             return
-        await self._launch(
-            rec,
-            self._machine_config(rec, ram_file=None, incoming=False),
-            incoming=None,
-            ignore_shared=False,
-            mode="cold",
-        )
+        # A cold boot waits for a machine-wide boot slot (bootslots: bounded concurrent boots keep
+        # the tail down when boots come in bursts); the wait counts in the start time.
+        t_queue = time.monotonic()
+        slot = await self.boot_slots.acquire()
+        try:
+            await self._launch(
+                rec,
+                self._machine_config(rec, ram_file=None, incoming=False),
+                incoming=None,
+                ignore_shared=False,
+                mode="cold",
+                slot=slot,
+                t_queue=t_queue,
+            )
+        except BaseException:
+            slot.release()
+            raise
 
     async def _launch(
-        self, rec: VmRecord, cfg: MachineConfig, *, incoming: Path | None, ignore_shared: bool, mode: str
+        self,
+        rec: VmRecord,
+        cfg: MachineConfig,
+        *,
+        incoming: Path | None,
+        ignore_shared: bool,
+        mode: str,
+        slot: BootSlot | None = None,
+        t_queue: float | None = None,
     ) -> None:
         m = self._new_machine(rec, cfg)
+        m.boot_slot = slot
+        if t_queue is not None:
+            m.t_queue = t_queue
         rec.ready, rec.guest_ready_s, rec.start_mode = False, None, mode
+        rec.boot_wait_s = slot.waited_s if slot is not None else None
         try:
             await m.spawn(incoming)
             if incoming is not None:
@@ -189,7 +214,7 @@ class VmLifecycle:
         except BaseException:
             await m.quit(grace=1)
             raise
-        rec.process_running_s = time.monotonic() - m.t_spawn
+        rec.process_running_s = time.monotonic() - m.t_start
         rec.pid, rec.pid_start, rec.power_state = m.pid, m.pid_start, "running"
         rec.started_at, rec.finished_at, rec.reason, rec.message, rec.exit_code = (
             time.time(),
@@ -227,8 +252,9 @@ class VmLifecycle:
         if rec is None or m is None:
             return
         rec.ready = True
+        m.release_boot_slot()
         if rec.guest_ready_s is None:
-            rec.guest_ready_s = time.monotonic() - m.t_spawn
+            rec.guest_ready_s = time.monotonic() - m.t_start
         self._spawn_task(self._persist(rec))
         self._notify(uid)
 

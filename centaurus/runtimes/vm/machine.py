@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from centaurus.runtimes import linux, netns
+from centaurus.runtimes.vm.bootslots import BootSlot
 from centaurus.runtimes.vm.guestctl import GuestChannel
 from centaurus.runtimes.vm.qemu import INCOMING_FD, MachineConfig, Qmp, QmpError, open_cloexec
 
@@ -40,6 +41,17 @@ class Machine:
         self.exited: asyncio.Task[int | None] | None = None
         self.expect_exit = False
         self.t_spawn = 0.0
+        self.t_queue: float | None = None  # when a cold boot started waiting for its boot slot
+        self.boot_slot: BootSlot | None = None
+
+    @property
+    def t_start(self) -> float:
+        """Start of the measured start time: the queue entry of a cold boot, else the spawn."""
+        return self.t_queue if self.t_queue is not None else self.t_spawn
+
+    def release_boot_slot(self) -> None:
+        if self.boot_slot is not None:
+            self.boot_slot.release()
 
     def alive(self) -> bool:
         return self.exited is not None and not self.exited.done()
@@ -74,6 +86,7 @@ class Machine:
                 os.close(inc)
         self.pid_start = linux.proc_start_time(self.pid)
         self.exited = asyncio.ensure_future(linux.wait_pid(self.pid))
+        self.exited.add_done_callback(lambda _f: self.release_boot_slot())
         try:
             await self.qmp.connect(self.cfg.qmp_sock, alive=self.alive)
             await self.ch.connect(self.cfg.ctl_sock, alive=self.alive)

@@ -43,6 +43,7 @@ from centaurus.runtimes.execio import BufferedExec
 from centaurus.runtimes.podstate import spec_from_json, spec_to_json
 from centaurus.runtimes.vm import net as vmnet
 from centaurus.runtimes.vm.accel import kvm_usable
+from centaurus.runtimes.vm.bootslots import BootSlots
 from centaurus.runtimes.vm.lifecycle import VmLifecycle
 from centaurus.runtimes.vm.machine import BootError, Machine
 from centaurus.runtimes.vm.qemu import QmpError
@@ -66,6 +67,8 @@ class VmRuntime(VmLifecycle):
         self.templates = TemplateStore(opts.get("template_dir"))
         self.build_templates = bool(opts.get("build_template", True))
         self.boot_mode = str(opts.get("boot", "auto"))  # auto | cold
+        slots = opts.get("cold_boot_slots")  # machine-wide concurrent cold boots; 0 = unbounded
+        self.boot_slots = BootSlots(None if slots is None else int(slots), opts.get("boot_slot_dir"))
         self.accel = str(opts.get("accel") or "")
         self.tag = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:8]
         self._recs: dict[str, VmRecord] = {}

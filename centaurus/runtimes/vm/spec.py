@@ -127,6 +127,7 @@ class VmRecord:
     template_key: str = ""
     process_running_s: float | None = None
     guest_ready_s: float | None = None
+    boot_wait_s: float | None = None  # cold boot: time spent waiting for a boot slot (bootslots)
     ready: bool = False
     restart_count: int = 0
     started_at: float | None = None
