@@ -8,6 +8,7 @@ share of them, so a regression shows up here first.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import math
@@ -188,6 +189,33 @@ async def test_vm_restore_and_cold_start(vm_rt: Any, tmp_path: Path) -> None:
         await cold.close()
     record("vm_cold_process_running", c_run, "ms", accel=vm_rt.accel)
     record("vm_cold_guest_ready", c_ready, "ms", accel=vm_rt.accel)
+    # 3) a burst of cold boots at once: bounded boot slots (default) against unbounded, same run
+    burst = int(os.environ.get("CENTAURUS_BENCH_COLD_BURST", "6"))
+    for label, slots in (("bounded", None), ("unbounded", 0)):
+        opts: dict[str, Any] = {"boot": "cold", "boot_slot_dir": str(tmp_path / f"slots-{label}")}
+        if slots is not None:
+            opts["cold_boot_slots"] = slots
+        rt = VmRuntime(tmp_path / f"burst-{label}", opts)
+        await rt.prepare()
+        try:
+
+            async def one(i: int, rt: Any = rt, label: str = label) -> Any:
+                sb = await rt.start(vm_pod(tmp_path, None, name=f"b{label[0]}{i}", ip=None))
+                await rt.wait_ready(sb, 120)
+                return sb
+
+            sbs = await asyncio.gather(*(one(i) for i in range(burst)))
+            record(
+                "vm_cold_burst_guest_ready",
+                [sb.info["guestReadySeconds"] * 1000 for sb in sbs],
+                "ms",
+                N=str(burst),
+                slots=str(rt.boot_slots.slots) if slots is None else "unbounded",
+            )
+            for sb in sbs:
+                await rt.remove(sb)
+        finally:
+            await rt.close()
 
 
 async def test_hollow_pods_per_process(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """qemu command lines and an asyncio QMP client.
 
-Machine: ``microvm`` with ACPI (virtio-mmio devices are found through ACPI; Debian kernels lack
-virtio-mmio command-line devices), the ELF ``vmlinux`` booted via PVH, an uncompressed
+Machine: ``microvm`` with ACPI (virtio-mmio devices and the power-off are found through ACPI;
+without it a guest ``poweroff`` leaves qemu running), the guest's own ELF ``vmlinux``
+(:mod:`centaurus.images.guest_kernel`) booted via PVH, an uncompressed
 initramfs, ``ttyS0`` = console (-> pod log file), ``ttyS1`` = guest-agent control channel
 (:mod:`centaurus.runtimes.vm.guestctl`), virtio-net on a tap in the pod netns, virtio-rng fed by
 the host's /dev/urandom (fresh entropy for every clone). ``tsc_early_khz`` avoids the
