@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,6 @@ from centaurus.store.base import AlreadyExists
 from centaurus.store.partitions import Partitions
 
 log = logging.getLogger("centaurus.api")
-#: GIL switch interval of the API server process (see run())
-SWITCH_INTERVAL_S = float(os.environ.get("CENTAURUS_API_SWITCH_INTERVAL", "0.0005"))
 
 
 def pki_paths(state_dir: Path) -> dict[str, Path]:
@@ -120,11 +116,6 @@ async def run(args: argparse.Namespace) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 100, 1000)
-    # the store's writer/reader threads give up the GIL around every sqlite step and must take it
-    # back from the loop thread; while the loop is busy, each take waits out the switch interval
-    # (5 ms by default): a write of a few steps then waits tens of ms behind request handling
-    # (the store's p99 seen from the loop was 10x the raw store's at 500 req/s)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     cfg = ServerConfig(
         host=args.host,
         port=args.port,
