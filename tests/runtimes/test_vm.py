@@ -6,6 +6,7 @@ All tests share the default template snapshot (built once per boot on /dev/shm b
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -55,6 +56,8 @@ async def test_restore_start_identity_userdata_and_ping(vm_rt: VmRuntime, tmp_pa
     assert sb.info["guestReadySeconds"] is not None and sb.info["ready"]
     st = (await vm_rt.status(sb))[0]
     assert st.state == "running" and st.ready and st.container_id == f"qemu://{sb.uid}"
+    out, rc = await asyncio.wait_for(guest(vm_rt, sb, "sleep 0.3; echo slept"), 20)  # timers fire
+    assert (out, rc) == ("slept\n", 0)
     out, rc = await guest(
         vm_rt,
         sb,
@@ -192,6 +195,9 @@ async def test_cold_boot_fallback(tmp_path: Path) -> None:
         await rt.wait_ready(sb, 60)
         assert sb.info["guestReadySeconds"] > sb.info["processRunningSeconds"]
         assert (await guest(rt, sb, "hostname"))[0] == "vm1\n"
+        # the guest's timers fire (a kernel without a working tick device hangs in sleep)
+        out, rc = await asyncio.wait_for(guest(rt, sb, "sleep 0.3; echo slept"), 20)
+        assert (out, rc) == ("slept\n", 0)
         await rt.remove(sb)
     finally:
         await rt.close()

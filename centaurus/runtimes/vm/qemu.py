@@ -77,10 +77,6 @@ class MachineConfig:
         khz = host_tsc_khz()
         if khz and self.accel == "tcg":
             args.append(f"tsc_early_khz={khz}")
-        if self.accel == "tcg":
-            # The local APIC timer calibration waits ~0.2 s against the PIT under TCG; the PIT (or
-            # its broadcast, with several vCPUs) serves as tick device instead.
-            args.append("noapictimer")
         return " ".join([*args, *self.extra_cmdline])
 
     def argv(self) -> list[str]:

@@ -7,8 +7,8 @@ privately (copy-on-write), so N clones share the template's pages and a restore 
 start plus a few hundred KB of device state (~0.1 s) instead of a boot (~2 s of CPU under TCG).
 
 The key covers everything a restore depends on (image digest, qemu binary, accelerator, memory,
-vCPUs, machine layout version), so a rebuilt image or upgraded qemu gets a new template and never
-a mismatched one. Templates live until reboot (tmpfs) or :meth:`TemplateStore.prune`.
+vCPUs, kernel command line, machine layout version), so a rebuilt image or upgraded qemu gets a
+new template and never a mismatched one. Templates live until reboot (tmpfs) or :meth:`TemplateStore.prune`.
 Builds are serialised across processes with ``flock`` so parallel agents build a shape once.
 """
 
@@ -33,7 +33,7 @@ from centaurus.runtimes import linux, spawn
 from centaurus.runtimes.vm.guestctl import GuestChannel
 from centaurus.runtimes.vm.qemu import QEMU, MachineConfig, Qmp, open_cloexec
 
-LAYOUT_VERSION = "3"  # 3: own guest kernel, TCG command line
+LAYOUT_VERSION = "3"  # 3: own guest kernel
 DEFAULT_DIR = Path("/dev/shm/centaurus-vm-templates")
 
 
@@ -69,6 +69,8 @@ def template_key(image: Image, mem_mb: int, cpus: int, accel: str) -> str:
             accel,
             str(mem_mb),
             str(cpus),
+            # the guest booted with this command line: a template must not outlive a change of it
+            MachineConfig(kernel=image.kernel, initrd=image.initrd, accel=accel).cmdline(),
         ]
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
