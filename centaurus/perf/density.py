@@ -112,9 +112,19 @@ async def _cpu_timeline(
 
 
 def _cpu_by_pid(state_dir: Path, extra: dict[str, int]) -> dict[str, float]:
-    """CPU seconds per component from /proc/<pid>/stat only (no smaps: cheap every second)."""
+    """CPU seconds per component from /proc/<pid>/stat only (no smaps: cheap every second),
+    plus the machine's (``machine_busy``: all CPUs, so other work on the box shows as the gap to
+    the components' sum) and the kernel's pressure stall seconds (``psi_io``/``psi_cpu``: some
+    task waited on I/O / for a CPU), which tell an I/O stall from CPU starvation."""
     procs = {**components(state_dir), **extra}
     out: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        out["machine_busy"] = (sum(int(x) for x in f) - int(f[3]) - int(f[4])) / CLK_TCK
+    for res in ("io", "cpu"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            some = Path(f"/proc/pressure/{res}").read_text().split("\n", 1)[0]
+            out[f"psi_{res}"] = int(some.rsplit("total=", 1)[1]) / 1e6
     for name, pid in procs.items():
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{pid}/stat").read_text()
