@@ -95,6 +95,7 @@ CONFIG_VT=n
 CONFIG_INPUT=n
 CONFIG_SERIO=n
 CONFIG_NO_HZ_IDLE=y
+CONFIG_HZ_250=y
 CONFIG_HIGH_RES_TIMERS=y
 CONFIG_RTC_CLASS=n
 CONFIG_CRYPTO=n
@@ -112,7 +113,21 @@ PATCHES = (
         "free_reserved_area((void *)begin, (void *)end,\n\t\t\t\t   POISON_FREE_INITMEM, what);",
         "free_reserved_area((void *)begin, (void *)end, -1, what);",
     ),
+    # The local APIC timer is calibrated against the PIT for ~0.2 s at every boot (a busy wait
+    # under TCG). qemu's APIC timer runs at a fixed 1 GHz, so the runtime passes the result
+    # (``lapic_timer_period=`` = 1e9 / HZ) and the kernel skips the calibration.
+    (
+        "arch/x86/kernel/apic/apic.c",
+        "unsigned int lapic_timer_period = 0;\n",
+        "unsigned int lapic_timer_period = 0;\n"
+        "static int __init parse_lapic_timer_period(char *arg)\n"
+        "{\n\treturn kstrtouint(arg, 0, &lapic_timer_period);\n}\n"
+        "early_param(\"lapic_timer_period\", parse_lapic_timer_period);\n",
+    ),
 )
+
+#: The tick rate ``CONFIG`` pins (``CONFIG_HZ_250``): the runtime derives ``lapic_timer_period`` from it.
+HZ = 250
 
 #: Host tools the build needs besides a C toolchain (``ci/bootstrap.d/20-images.sh`` installs them).
 TOOLS = ("gcc", "make", "flex", "bison", "bc", "perl")
