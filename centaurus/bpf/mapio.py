@@ -157,46 +157,39 @@ class Map:
             yield from self._items_batch_percpu(chunk, keys)
             return
         vals = (self.value_type * chunk)()
-        token_in = (ctypes.c_uint8 * max(self.key_size, 8))()
-        token_out = (ctypes.c_uint8 * max(self.key_size, 8))()
-        first = True
-        while True:
-            count = ctypes.c_uint32(chunk)
-            ret = L.lib.bpf_map_lookup_batch(self.fd, None if first else ctypes.byref(token_in),
-                                             ctypes.byref(token_out), ctypes.byref(keys),
-                                             ctypes.byref(vals), ctypes.byref(count), None)
-            if ret < 0 and -ret != 2:  # ENOENT: this was the last batch
-                L.check(ret, f"lookup batch {self.name}")
-            for i in range(count.value):
+        for n in self._batches(keys, vals, chunk):
+            for i in range(n):
                 k, v = keys[i], vals[i]  # structures view the buffer: copy before the next batch
                 yield (k if isinstance(k, int) else type(k).from_buffer_copy(k),
                        v if isinstance(v, int) else type(v).from_buffer_copy(v))
-            if ret < 0:
-                return
-            ctypes.memmove(token_in, token_out, len(token_in))
-            first = False
 
     def _items_batch_percpu(self, chunk: int, keys: Any) -> Iterator[tuple[Any, Any]]:
         stride = _round8(self.value_size)
         per_elem = stride * self.ncpus
         vals = (ctypes.c_uint8 * (per_elem * chunk))()
-        token_in = (ctypes.c_uint8 * max(self.key_size, 8))()
-        token_out = (ctypes.c_uint8 * max(self.key_size, 8))()
-        first = True
-        while True:
-            count = ctypes.c_uint32(chunk)
-            ret = L.lib.bpf_map_lookup_batch(self.fd, None if first else ctypes.byref(token_in),
-                                             ctypes.byref(token_out), ctypes.byref(keys),
-                                             ctypes.byref(vals), ctypes.byref(count), None)
-            if ret < 0 and -ret != 2:  # ENOENT: this was the last batch
-                L.check(ret, f"lookup batch {self.name}")
-            for i in range(count.value):
+        for n in self._batches(keys, vals, chunk):
+            for i in range(n):
                 k = keys[i]
                 out = []
                 for cpu in range(self.ncpus):
                     v = self.value_type.from_buffer_copy(vals, i * per_elem + cpu * stride)
                     out.append(v.value if hasattr(v, "value") else v)
                 yield (k if isinstance(k, int) else type(k).from_buffer_copy(k)), out
+
+    def _batches(self, keys: Any, vals: Any, chunk: int) -> Iterator[int]:
+        """BPF_MAP_LOOKUP_BATCH over the whole map into ``keys``/``vals``: yields each batch's
+        entry count; the entries stay in the buffers only until the next batch is read."""
+        token_in = (ctypes.c_uint8 * max(self.key_size, 8))()
+        token_out = (ctypes.c_uint8 * max(self.key_size, 8))()
+        first = True
+        while True:
+            count = ctypes.c_uint32(chunk)
+            ret = L.lib.bpf_map_lookup_batch(self.fd, None if first else ctypes.byref(token_in),
+                                             ctypes.byref(token_out), ctypes.byref(keys),
+                                             ctypes.byref(vals), ctypes.byref(count), None)
+            if ret < 0 and -ret != 2:  # ENOENT: this was the last batch
+                L.check(ret, f"lookup batch {self.name}")
+            yield count.value
             if ret < 0:
                 return
             ctypes.memmove(token_in, token_out, len(token_in))
