@@ -94,6 +94,9 @@ def node_costs(target: Any, api: ApiClient, profile: Any) -> Iterator[dict[str, 
             want = set(made)
             eventually(lambda want=want: ready_count(api, want) == len(want), timeout=120 + size / 10,
                        interval=1.0, what=f"{len(made)} hollow nodes Ready")
+        # steady state: registration's own burst (controllers and scheduler caching the new
+        # nodes, first status writes) is not what a host costs to keep
+        time.sleep(window)
         loaded = sample_usage(target, window)
         yield {"base": base, "loaded": loaded, "nodes": len(made),
                "cost": per_object(base, loaded, len(made))}
