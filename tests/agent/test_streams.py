@@ -102,7 +102,12 @@ def test_kubectl_exec_streams_and_exit_codes(cluster: Cluster, streams_ns: str, 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_kubectl_exec_with_a_terminal(cluster: Cluster, streams_ns: str, version: str) -> None:
     """``exec -it``: kubectl asks for a tty (and a resize stream); driven through ``script`` so
-    kubectl itself has a terminal (80x24 -> the container sees the size kubectl sent)."""
+    kubectl itself has a terminal (97x31 -> the container sees the size kubectl sent).
+
+    The size travels on its own stream/channel, asynchronously to the process's start (as with a
+    kubelet): the agent waits for the first size before starting the exec and applies it right
+    after, but crun runs the process without waiting for that, so the command gives the size up
+    to 2 s to arrive before it reads it."""
     from .conftest import KUBECTL
 
     binary = KUBECTL[version]
@@ -111,7 +116,8 @@ def test_kubectl_exec_with_a_terminal(cluster: Cluster, streams_ns: str, version
     cmd = (
         f"stty cols 97 rows 31; {binary} --kubeconfig={cluster.kubeconfig} "
         f"--cache-dir={cluster.base}/kc-tty-{version} exec -it talker -n {streams_ns} -- "
-        "sh -c 'tty; stty size; echo done'"
+        "sh -c 'tty; i=0; while [ \"$(stty size 2>/dev/null)\" != \"31 97\" ] && [ $i -lt 20 ]; "
+        "do sleep 0.1; i=$((i+1)); done; stty size; echo done'"
     )
     cp = subprocess.run(
         ["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=60, input=""
